@@ -1,0 +1,185 @@
+//! `Assembler`: data-frame pieces to messages (RFC 6455 §5.4, §5.6).
+//!
+//! Enforces the fragmentation rules (a continuation needs a message in progress; a new message
+//! may not start inside another), the message-size limit (checked at each frame header, before
+//! the frame's payload is buffered) and UTF-8 for text, as the bytes arrive.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+use crate::frame::decode::Piece;
+use crate::frame::OpCode;
+use crate::message::{Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Binary,
+}
+
+/// Joins the fragments of one message at a time.
+#[derive(Debug)]
+pub(crate) struct Assembler {
+    max_message_size: usize,
+    /// The message in progress, if any.
+    kind: Option<Kind>,
+    /// Its bytes so far, when it spans several pieces.
+    buf: BytesMut,
+    utf8: Utf8Validator,
+}
+
+impl Assembler {
+    pub(crate) fn new(max_message_size: usize) -> Self {
+        Self {
+            max_message_size,
+            kind: None,
+            buf: BytesMut::new(),
+            utf8: Utf8Validator::default(),
+        }
+    }
+
+    /// Takes a piece of a data frame; returns the message it completes, if any.
+    pub(crate) fn push(&mut self, piece: Piece) -> Result<Option<Message>, ProtocolError> {
+        let header = piece.header;
+        if piece.first {
+            match (header.opcode, self.kind) {
+                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                    return Err(ProtocolError::ExpectedContinuation)
+                }
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Text, None) => self.kind = Some(Kind::Text),
+                (OpCode::Binary, None) => self.kind = Some(Kind::Binary),
+                (OpCode::Continuation, Some(_)) => {}
+                (OpCode::Close | OpCode::Ping | OpCode::Pong, _) => {
+                    unreachable!("the connection handles control frames itself")
+                }
+            }
+            let size = self.buf.len() as u64 + header.payload_len;
+            if size > self.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooBig {
+                    size,
+                    max: self.max_message_size,
+                });
+            }
+        }
+        let kind = self.kind.unwrap_or(Kind::Binary);
+        let ends_message = piece.last && header.fin;
+
+        // Fast path: a whole message in one piece is neither copied nor validated twice.
+        if piece.first && ends_message && header.opcode != OpCode::Continuation {
+            self.kind = None;
+            return Ok(Some(finish(kind, piece.payload)?));
+        }
+
+        if kind == Kind::Text {
+            self.utf8
+                .feed(&piece.payload)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.buf.extend_from_slice(&piece.payload);
+        if !ends_message {
+            return Ok(None);
+        }
+        self.kind = None;
+        if kind == Kind::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        // `split` leaves no capacity behind: an idle connection holds no message buffer.
+        finish(kind, self.buf.split().freeze()).map(Some)
+    }
+}
+
+fn finish(kind: Kind, payload: Bytes) -> Result<Message, ProtocolError> {
+    Ok(match kind {
+        Kind::Binary => Message::Binary(payload),
+        Kind::Text => {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameHeader;
+
+    fn piece(opcode: OpCode, fin: bool, payload: &'static [u8], first: bool, last: bool) -> Piece {
+        Piece {
+            header: FrameHeader {
+                fin,
+                rsv1: false,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            },
+            payload: Bytes::from_static(payload),
+            first,
+            last,
+        }
+    }
+
+    #[test]
+    fn joins_fragments() {
+        let mut a = Assembler::new(100);
+        assert_eq!(
+            a.push(piece(OpCode::Text, false, b"Hel", true, true)),
+            Ok(None)
+        );
+        assert_eq!(
+            a.push(piece(OpCode::Continuation, true, b"lo", true, true)),
+            Ok(Some(Message::text("Hello")))
+        );
+    }
+
+    #[test]
+    fn continuation_needs_a_message() {
+        let mut a = Assembler::new(100);
+        assert_eq!(
+            a.push(piece(OpCode::Continuation, true, b"x", true, true)),
+            Err(ProtocolError::UnexpectedContinuation)
+        );
+    }
+
+    #[test]
+    fn no_new_message_inside_a_message() {
+        let mut a = Assembler::new(100);
+        a.push(piece(OpCode::Binary, false, b"x", true, true))
+            .unwrap();
+        assert_eq!(
+            a.push(piece(OpCode::Text, true, b"y", true, true)),
+            Err(ProtocolError::ExpectedContinuation)
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_fails_mid_fragment() {
+        let mut a = Assembler::new(100);
+        // first piece of a frame whose remaining bytes have not arrived yet
+        assert_eq!(
+            a.push(piece(OpCode::Text, false, b"ok\xce", true, false)),
+            Ok(None),
+            "a split code point is fine so far"
+        );
+        assert_eq!(
+            a.push(piece(OpCode::Text, false, b"\xff", false, false)),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn message_limit_is_checked_at_the_header() {
+        let mut a = Assembler::new(4);
+        a.push(piece(OpCode::Binary, false, b"abc", true, true))
+            .unwrap();
+        let mut next = piece(OpCode::Continuation, true, b"", true, false);
+        next.header.payload_len = 1 << 40;
+        assert_eq!(
+            a.push(next),
+            Err(ProtocolError::MessageTooBig {
+                size: 3 + (1 << 40),
+                max: 4
+            })
+        );
+    }
+}

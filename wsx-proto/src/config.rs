@@ -1,0 +1,113 @@
+//! Configuration: [`Limits`] that keep memory bounded, and [`Config`] for a [`Connection`](crate::Connection).
+
+/// Size limits, with defaults that are safe on the open internet.
+///
+/// ```
+/// use wsx_proto::Limits;
+/// let limits = Limits::default().max_message_size(1 << 20);
+/// assert_eq!(limits.message_size(), 1 << 20);
+/// assert_eq!(limits.frame_size(), 1 << 20); // a frame never exceeds its message
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    max_frame_size: usize,
+    max_message_size: usize,
+    max_head_size: usize,
+    max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            max_head_size: 8 << 10,
+            max_headers: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// The largest frame payload accepted (default 16 MiB); larger frames fail the connection
+    /// with 1009 as soon as their header arrives.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest message accepted, all fragments together (default 16 MiB); exceeding it fails
+    /// the connection with 1009 before the excess is buffered.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The largest handshake head (request or response line plus headers) accepted
+    /// (default 8 KiB); a larger request is answered with 431.
+    pub fn max_head_size(mut self, bytes: usize) -> Self {
+        self.max_head_size = bytes;
+        self
+    }
+
+    /// The most handshake headers accepted (default 64); more are answered with 431.
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// The effective frame limit: the smaller of the frame and message limits.
+    pub fn frame_size(&self) -> usize {
+        self.max_frame_size.min(self.max_message_size)
+    }
+
+    /// The message limit.
+    pub fn message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The handshake head limit in bytes.
+    pub fn head_size(&self) -> usize {
+        self.max_head_size
+    }
+
+    /// The handshake header-count limit.
+    pub fn headers(&self) -> usize {
+        self.max_headers
+    }
+}
+
+/// Configuration of a [`Connection`](crate::Connection).
+///
+/// ```
+/// use wsx_proto::{Config, Limits};
+/// let config = Config::default()
+///     .limits(Limits::default().max_message_size(64 << 10))
+///     .rng_seed([7; 32]); // deterministic masking keys, for tests
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub(crate) limits: Limits,
+    pub(crate) rng_seed: Option<[u8; 32]>,
+}
+
+impl Config {
+    /// Size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Seed for the masking-key generator (clients only). Without a seed the generator is seeded
+    /// once per connection from the operating system. A fixed seed makes masking keys predictable:
+    /// use it in tests only.
+    pub fn rng_seed(mut self, seed: [u8; 32]) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
+    /// The configured limits.
+    pub fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+}

@@ -1,0 +1,368 @@
+//! [`Connection`]: one WebSocket connection after the handshake, as a state machine over bytes.
+//!
+//! # The driving contract
+//!
+//! The I/O layer moves bytes; the connection does everything else.
+//!
+//! 1. **Network → core:** bytes read from the socket go to [`receive`](Connection::receive);
+//!    the end of the stream goes to [`receive_eof`](Connection::receive_eof).
+//! 2. **Core → application:** [`next_message`](Connection::next_message) until it returns
+//!    `Ok(None)`. Pings are answered and Close frames echoed by the core itself; an error means
+//!    the peer broke the protocol, and the Close frame that says so is already queued.
+//! 3. **Application → core:** [`send`](Connection::send) (or
+//!    [`send_fragment`](Connection::send_fragment) for streamed messages).
+//! 4. **Core → network:** write every chunk of [`next_transmit`](Connection::next_transmit).
+//!    Once [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
+//!
+//! The core reads no clock and does no I/O: timeouts and keepalive pings belong to the I/O layer.
+
+use bytes::{Bytes, BytesMut};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::assemble::Assembler;
+use crate::close::{CloseHandshake, CloseState, Reply};
+use crate::config::{Config, Limits};
+use crate::error::{ProtocolError, UsageError};
+use crate::frame::decode::FrameDecoder;
+use crate::frame::encode::Outgoing;
+use crate::frame::OpCode;
+use crate::handshake::Negotiated;
+use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+use crate::Role;
+
+/// The largest close reason: 125 bytes of control payload minus the 2-byte code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// One WebSocket connection, client or server, after the opening handshake.
+///
+/// ```
+/// use wsx_proto::{Config, Connection, Message, Negotiated, Role};
+/// let mut client = Connection::new(Role::Client, &Negotiated::default(), Config::default());
+/// let mut server = Connection::new(Role::Server, &Negotiated::default(), Config::default());
+///
+/// client.send(Message::text("Hello")).unwrap();
+/// while let Some(bytes) = client.next_transmit() {
+///     server.receive(&bytes);
+/// }
+/// assert_eq!(server.next_message().unwrap(), Some(Message::text("Hello")));
+/// assert_eq!(server.next_message().unwrap(), None); // nothing more for now
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    decoder: FrameDecoder,
+    assembler: Assembler,
+    close: CloseHandshake,
+    /// Received bytes not yet decoded.
+    incoming: BytesMut,
+    outgoing: Outgoing,
+    /// Masking keys, for a client.
+    rng: Option<ChaCha12Rng>,
+    /// The end of the TCP stream has been received.
+    eof: bool,
+    /// A fragmented message being sent: whether it is text, and its UTF-8 state.
+    sending: Option<(bool, Utf8Validator)>,
+}
+
+impl Connection {
+    /// A connection that speaks as `role` with what the handshake `negotiated`.
+    pub fn new(role: Role, negotiated: &Negotiated, config: Config) -> Self {
+        let _ = negotiated; // no extension we speak sets RSV bits yet
+        let limits: Limits = config.limits;
+        let rng = (role == Role::Client).then(|| match config.rng_seed {
+            Some(seed) => ChaCha12Rng::from_seed(seed),
+            None => {
+                let mut seed = [0; 32];
+                getrandom::fill(&mut seed).expect("the operating system's random source failed");
+                ChaCha12Rng::from_seed(seed)
+            }
+        });
+        Self {
+            role,
+            decoder: FrameDecoder::new(role, false, limits.frame_size()),
+            assembler: Assembler::new(limits.message_size()),
+            close: CloseHandshake::new(role),
+            incoming: BytesMut::new(),
+            outgoing: Outgoing::default(),
+            rng,
+            eof: false,
+            sending: None,
+        }
+    }
+
+    /// Which side of the connection this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Where the connection stands in the closing handshake.
+    pub fn close_state(&self) -> CloseState {
+        self.close.state()
+    }
+
+    /// Whether no frame will be sent or delivered any more.
+    pub fn is_closed(&self) -> bool {
+        self.close.state() == CloseState::Closed
+    }
+
+    /// Whether the I/O layer should close the TCP connection now: the connection is closed,
+    /// everything queued has been taken by [`next_transmit`](Self::next_transmit), and it is this
+    /// side's turn (the server closes first, RFC 6455 §7.1.1; a client closes once the server
+    /// has, or at once after a failure).
+    pub fn should_close_tcp(&self) -> bool {
+        self.outgoing.len() == 0 && self.close.should_close_tcp()
+    }
+
+    /// The Close frame the peer sent, once it arrived (`Some(None)`: one without a code, 1005).
+    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
+        self.close.received()
+    }
+
+    /// Bytes queued for the network and not yet taken by [`next_transmit`](Self::next_transmit).
+    pub fn pending_transmit(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Hands bytes read from the network to the connection. Bytes after the peer's Close frame,
+    /// or after the connection failed, are discarded.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if self.close.may_receive() {
+            self.incoming.extend_from_slice(bytes);
+        }
+    }
+
+    /// Tells the connection that the network stream ended. Bytes received before still count.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+        if !self.close.may_receive() {
+            self.close.recv_eof();
+        }
+    }
+
+    /// The next message from the peer: `Ok(None)` when more bytes are needed.
+    ///
+    /// An `Err` is reported once: the peer broke the protocol, the matching Close frame is queued
+    /// for [`next_transmit`](Self::next_transmit), and nothing more is delivered. A peer that
+    /// vanished without a Close frame is [`ProtocolError::UnexpectedEof`] (1006).
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        while self.close.may_receive() {
+            let piece = match self.decoder.decode(&mut self.incoming) {
+                Ok(Some(piece)) => piece,
+                Ok(None) if self.eof => {
+                    self.incoming = BytesMut::new();
+                    if self.close.recv_eof() {
+                        return Err(ProtocolError::UnexpectedEof);
+                    }
+                    return Ok(None);
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
+            };
+            let message = match piece.header.opcode {
+                OpCode::Ping => {
+                    if self.close.may_send() {
+                        self.push_frame(true, OpCode::Pong, piece.payload.clone());
+                    }
+                    Message::Ping(piece.payload)
+                }
+                OpCode::Pong => Message::Pong(piece.payload),
+                OpCode::Close => {
+                    let frame = match parse_close(piece.payload) {
+                        Ok(frame) => frame,
+                        Err(e) => return Err(self.fail(e)),
+                    };
+                    if let Reply::Close(reply) = self.close.recv_close(frame.clone()) {
+                        self.push_close(reply.as_ref());
+                    }
+                    self.incoming = BytesMut::new();
+                    Message::Close(frame)
+                }
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                    match self.assembler.push(piece) {
+                        Ok(Some(message)) => message,
+                        Ok(None) => continue,
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+            };
+            return Ok(Some(message));
+        }
+        Ok(None)
+    }
+
+    /// Queues a message for the peer.
+    ///
+    /// Sending `Message::Close` starts the closing handshake: afterwards nothing more may be
+    /// sent. A ping, pong or close payload is limited to 125 bytes.
+    pub fn send(&mut self, message: Message) -> Result<(), UsageError> {
+        if let Message::Close(frame) = &message {
+            if let Some(frame) = frame {
+                if !frame.code.is_sendable() {
+                    return Err(UsageError::InvalidCloseCode(frame.code.as_u16()));
+                }
+                if frame.reason.len() > MAX_CLOSE_REASON {
+                    return Err(UsageError::ControlTooLong(frame.reason.len() + 2));
+                }
+            }
+            self.close.send_close()?;
+            self.push_close(frame.as_ref());
+            return Ok(());
+        }
+        if !self.close.may_send() {
+            return Err(UsageError::Closed);
+        }
+        match message {
+            Message::Text(_) | Message::Binary(_) if self.sending.is_some() => Err(
+                UsageError::Fragmentation("a fragmented message is being sent"),
+            ),
+            Message::Text(text) => {
+                self.push_frame(true, OpCode::Text, text.into_bytes());
+                Ok(())
+            }
+            Message::Binary(data) => {
+                self.push_frame(true, OpCode::Binary, data);
+                Ok(())
+            }
+            Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
+                Err(UsageError::ControlTooLong(data.len()))
+            }
+            Message::Ping(data) => {
+                self.push_frame(true, OpCode::Ping, data);
+                Ok(())
+            }
+            Message::Pong(data) => {
+                self.push_frame(true, OpCode::Pong, data);
+                Ok(())
+            }
+            Message::Close(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Queues one fragment of a message that is sent in pieces (RFC 6455 §5.4).
+    ///
+    /// The first fragment names the message's type with `OpCode::Text` or `OpCode::Binary`; the
+    /// others use `OpCode::Continuation`; `fin` marks the last. Control messages may be sent
+    /// with [`send`](Self::send) between fragments; data messages may not. The fragments of a
+    /// text message must together be valid UTF-8, and are refused as soon as they are not.
+    ///
+    /// ```
+    /// use wsx_proto::{Connection, Message, Negotiated, OpCode, Role};
+    /// let mut conn = Connection::new(Role::Server, &Negotiated::default(), Default::default());
+    /// conn.send_fragment(OpCode::Text, "Hel".into(), false).unwrap();
+    /// conn.send_fragment(OpCode::Continuation, "lo".into(), true).unwrap();
+    /// let mut wire = Vec::new();
+    /// while let Some(chunk) = conn.next_transmit() { wire.extend_from_slice(&chunk); }
+    /// assert_eq!(wire, [0x01, 0x03, b'H', b'e', b'l', 0x80, 0x02, b'l', b'o']); // RFC 6455 §5.7
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        payload: Bytes,
+        fin: bool,
+    ) -> Result<(), UsageError> {
+        if !self.close.may_send() {
+            return Err(UsageError::Closed);
+        }
+        let (text, mut utf8) = match (opcode, self.sending.take()) {
+            (OpCode::Text | OpCode::Binary, None) => {
+                (opcode == OpCode::Text, Utf8Validator::default())
+            }
+            (OpCode::Continuation, Some(state)) => state,
+            (OpCode::Continuation, None) => {
+                return Err(UsageError::Fragmentation(
+                    "a continuation needs a first fragment",
+                ))
+            }
+            (OpCode::Text | OpCode::Binary, Some(state)) => {
+                self.sending = Some(state);
+                return Err(UsageError::Fragmentation(
+                    "a fragmented message is being sent",
+                ));
+            }
+            (OpCode::Close | OpCode::Ping | OpCode::Pong, state) => {
+                self.sending = state;
+                return Err(UsageError::Fragmentation(
+                    "control frames are sent whole, with send",
+                ));
+            }
+        };
+        if text {
+            let valid = utf8.feed(&payload).is_ok() && (!fin || utf8.finish().is_ok());
+            if !valid {
+                self.sending = (opcode == OpCode::Continuation).then_some((text, utf8));
+                return Err(UsageError::Fragmentation("the text is not valid UTF-8"));
+            }
+        }
+        self.push_frame(fin, opcode, payload);
+        if !fin {
+            self.sending = Some((text, utf8));
+        }
+        Ok(())
+    }
+
+    /// The next chunk of bytes to write to the network, oldest first.
+    pub fn next_transmit(&mut self) -> Option<Bytes> {
+        self.outgoing.next()
+    }
+
+    /// Fails the connection because the peer broke the protocol: queue the Close frame that
+    /// says why (RFC 6455 §7.1.7) and stop reading.
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        let reason = truncate(&error.to_string(), MAX_CLOSE_REASON);
+        let frame = CloseFrame {
+            code: error.close_code(),
+            reason: Utf8Bytes::from(reason),
+        };
+        if let Reply::Close(frame) = self.close.fail(frame) {
+            self.push_close(frame.as_ref());
+        }
+        self.incoming = BytesMut::new();
+        error
+    }
+
+    fn push_close(&mut self, frame: Option<&CloseFrame>) {
+        let payload = match frame {
+            None => Bytes::new(),
+            Some(f) => {
+                let mut p = Vec::with_capacity(2 + f.reason.len());
+                p.extend_from_slice(&f.code.as_u16().to_be_bytes());
+                p.extend_from_slice(f.reason.as_bytes());
+                Bytes::from(p)
+            }
+        };
+        self.push_frame(true, OpCode::Close, payload);
+    }
+
+    fn push_frame(&mut self, fin: bool, opcode: OpCode, payload: Bytes) {
+        let mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
+        self.outgoing.push(fin, false, opcode, mask, payload);
+    }
+}
+
+/// Parses a Close frame's payload (RFC 6455 §5.5.1, §7.4).
+fn parse_close(payload: Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::InvalidClosePayload),
+        _ => {
+            let code = CloseCode::from(u16::from_be_bytes([payload[0], payload[1]]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.as_u16()));
+            }
+            let reason =
+                Utf8Bytes::try_from(payload.slice(2..)).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(CloseFrame { code, reason }))
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

@@ -1,0 +1,237 @@
+//! `FrameDecoder`: bytes to frame pieces, enforcing the rules that depend on the connection
+//! (masking direction, RSV1 only with an extension, the frame-size limit).
+//!
+//! Data frames are handed on in pieces as their payload arrives, already unmasked, so text can be
+//! validated and a message limit enforced before the whole frame is buffered. Control frames
+//! (at most 125 bytes) are handed on whole.
+
+use bytes::{Bytes, BytesMut};
+
+use super::mask::apply_mask_at;
+use super::FrameHeader;
+use crate::error::ProtocolError;
+use crate::Role;
+
+/// A piece of one frame's payload, unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Piece {
+    /// The frame's header.
+    pub(crate) header: FrameHeader,
+    /// The payload bytes in this piece.
+    pub(crate) payload: Bytes,
+    /// This piece starts the frame.
+    pub(crate) first: bool,
+    /// This piece ends the frame.
+    pub(crate) last: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    Header,
+    Payload { header: FrameHeader, done: u64 },
+}
+
+/// Decodes frames for one side of one connection.
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    role: Role,
+    rsv1_allowed: bool,
+    max_frame_size: usize,
+    state: State,
+}
+
+impl FrameDecoder {
+    pub(crate) fn new(role: Role, rsv1_allowed: bool, max_frame_size: usize) -> Self {
+        Self {
+            role,
+            rsv1_allowed,
+            max_frame_size,
+            state: State::Header,
+        }
+    }
+
+    /// Takes the next piece from `src`; `Ok(None)` when `src` holds nothing more to hand on.
+    pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Piece>, ProtocolError> {
+        if let State::Header = self.state {
+            let Some((header, len)) = FrameHeader::decode(src)? else {
+                return Ok(None);
+            };
+            self.check(&header)?;
+            if header.opcode.is_control() {
+                // Whole control frames only: they are small and must not interleave.
+                let total = len + header.payload_len as usize;
+                if src.len() < total {
+                    return Ok(None);
+                }
+                let _ = src.split_to(len);
+                let payload = unmask(src.split_to(header.payload_len as usize), header.mask, 0);
+                return Ok(Some(Piece {
+                    header,
+                    payload,
+                    first: true,
+                    last: true,
+                }));
+            }
+            let _ = src.split_to(len);
+            if header.payload_len == 0 {
+                return Ok(Some(Piece {
+                    header,
+                    payload: Bytes::new(),
+                    first: true,
+                    last: true,
+                }));
+            }
+            self.state = State::Payload { header, done: 0 };
+        }
+        let State::Payload { header, done } = &mut self.state else {
+            unreachable!("the header state returned or moved to Payload above")
+        };
+        let remaining = header.payload_len - *done;
+        // `remaining` is bounded by the frame limit, a usize, when the source is shorter.
+        let take = usize::try_from(remaining).map_or(src.len(), |r| r.min(src.len()));
+        if take == 0 {
+            return Ok(None);
+        }
+        let offset = *done as usize;
+        let payload = unmask(src.split_to(take), header.mask, offset);
+        let piece = Piece {
+            header: *header,
+            payload,
+            first: *done == 0,
+            last: take as u64 == remaining,
+        };
+        *done += take as u64;
+        if piece.last {
+            self.state = State::Header;
+        }
+        Ok(Some(piece))
+    }
+
+    fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RFC 7692 §6: RSV1 only on the first frame of a data message, and only when negotiated.
+        if header.rsv1 && (!self.rsv1_allowed || header.opcode.is_control()) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if header.payload_len > self.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                size: header.payload_len,
+                max: self.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unmask(mut payload: BytesMut, mask: Option<[u8; 4]>, offset: usize) -> Bytes {
+    if let Some(key) = mask {
+        apply_mask_at(key, offset, &mut payload);
+    }
+    payload.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::OpCode;
+
+    fn decode_all(decoder: &mut FrameDecoder, wire: &[u8]) -> Vec<Piece> {
+        let mut src = BytesMut::from(wire);
+        let mut out = Vec::new();
+        while let Some(piece) = decoder.decode(&mut src).unwrap() {
+            out.push(piece);
+        }
+        out
+    }
+
+    #[test]
+    fn rfc_masked_hello_to_server() {
+        let wire = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let mut d = FrameDecoder::new(Role::Server, false, 1000);
+        let pieces = decode_all(&mut d, &wire);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(&pieces[0].payload[..], b"Hello");
+        assert!(pieces[0].first && pieces[0].last);
+    }
+
+    #[test]
+    fn payload_is_handed_on_as_it_arrives() {
+        let wire = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let mut d = FrameDecoder::new(Role::Server, false, 1000);
+        let mut src = BytesMut::new();
+        let mut text = Vec::new();
+        for &b in &wire {
+            src.extend_from_slice(&[b]);
+            while let Some(p) = d.decode(&mut src).unwrap() {
+                assert_eq!(p.header.opcode, OpCode::Text);
+                text.extend_from_slice(&p.payload);
+            }
+        }
+        assert_eq!(text, b"Hello");
+    }
+
+    #[test]
+    fn masking_direction_is_enforced() {
+        let mut server = FrameDecoder::new(Role::Server, false, 1000);
+        assert_eq!(
+            server.decode(&mut BytesMut::from(&[0x81, 0x00][..])),
+            Err(ProtocolError::UnmaskedFrame)
+        );
+        let mut client = FrameDecoder::new(Role::Client, false, 1000);
+        assert_eq!(
+            client.decode(&mut BytesMut::from(&[0x81, 0x80, 1, 2, 3, 4][..])),
+            Err(ProtocolError::MaskedFrame)
+        );
+    }
+
+    #[test]
+    fn rsv1_needs_an_extension_and_a_data_frame() {
+        let mut plain = FrameDecoder::new(Role::Client, false, 1000);
+        assert_eq!(
+            plain.decode(&mut BytesMut::from(&[0xc1, 0x00][..])),
+            Err(ProtocolError::ReservedBits)
+        );
+        let mut deflate = FrameDecoder::new(Role::Client, true, 1000);
+        assert!(deflate
+            .decode(&mut BytesMut::from(&[0xc1, 0x00][..]))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            deflate.decode(&mut BytesMut::from(&[0xc9, 0x00][..])),
+            Err(ProtocolError::ReservedBits)
+        );
+    }
+
+    #[test]
+    fn oversized_frame_fails_at_its_header() {
+        let mut d = FrameDecoder::new(Role::Client, false, 100);
+        // only the header of a 65536-byte frame: refused before any payload arrives
+        let wire = [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(
+            d.decode(&mut BytesMut::from(&wire[..])),
+            Err(ProtocolError::FrameTooBig {
+                size: 65536,
+                max: 100
+            })
+        );
+    }
+
+    #[test]
+    fn control_frames_wait_until_whole() {
+        let mut d = FrameDecoder::new(Role::Client, false, 1000);
+        let mut src = BytesMut::from(&[0x89, 0x05, b'H', b'e'][..]);
+        assert_eq!(d.decode(&mut src), Ok(None));
+        src.extend_from_slice(b"llo");
+        let p = d.decode(&mut src).unwrap().unwrap();
+        assert_eq!(&p.payload[..], b"Hello");
+        assert_eq!(p.header.opcode, OpCode::Ping);
+    }
+}

@@ -1,0 +1,276 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2): [`Upgrade`], a request proven to
+//! be a valid WebSocket upgrade, and [`Accept`], the application's answer.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+
+use super::{accept_key, has_token, header_tokens, is_token, Extension, Negotiated};
+use crate::error::{HandshakeError, UsageError};
+
+/// A request that passed every check of RFC 6455 §4.2.1; only [`Upgrade::from_request`] makes
+/// one, so holding an `Upgrade` proves the request is valid.
+///
+/// ```
+/// use wsx_proto::{parse_request, Accept, Limits, Upgrade};
+/// let wire = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+///     Sec-WebSocket-Version: 13\r\n\r\n";
+/// let request = parse_request(wire, &Limits::default()).unwrap().unwrap().value;
+/// let upgrade = Upgrade::from_request(&request).unwrap();
+/// assert_eq!(upgrade.origin(), Some("http://example.com"));
+/// let chosen = upgrade.choose_subprotocol(["superchat", "chat"]);
+/// assert_eq!(chosen, Some("chat")); // the client's preference wins
+/// let (response, negotiated) = upgrade.accept(Accept::new().subprotocol(chosen)).unwrap();
+/// assert_eq!(response.status(), 101);
+/// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(negotiated.subprotocol(), Some("chat"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Upgrade {
+    accept: String,
+    host: String,
+    origin: Option<String>,
+    subprotocols: Vec<String>,
+    extensions: Vec<Extension>,
+}
+
+impl Upgrade {
+    /// Checks a request against RFC 6455 §4.2.1. A request without `Upgrade: websocket` is
+    /// [`HandshakeError::NotUpgrade`]: plain HTTP, for the application to serve.
+    pub fn from_request(request: &Request<()>) -> Result<Self, HandshakeError> {
+        let headers = request.headers();
+        if !has_token(headers, &header::UPGRADE, "websocket") {
+            return Err(HandshakeError::NotUpgrade);
+        }
+        if request.method() != Method::GET {
+            return Err(HandshakeError::MethodNotGet(request.method().to_string()));
+        }
+        if request.version() < Version::HTTP_11 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        let host = one(headers, &header::HOST, "Host")?;
+        let host = host
+            .to_str()
+            .ok()
+            .filter(|h| {
+                h.parse::<http::uri::Authority>()
+                    .is_ok_and(|a| a.as_str() == *h)
+            })
+            .ok_or_else(|| invalid("Host", "not a valid host[:port]"))?
+            .to_string();
+        match headers
+            .get_all(header::SEC_WEBSOCKET_VERSION)
+            .iter()
+            .collect::<Vec<_>>()[..]
+        {
+            [] => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
+            [v] if v == "13" => {}
+            ref values => {
+                let joined = values
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(HandshakeError::UnsupportedVersion(joined));
+            }
+        }
+        if headers.get(header::CONNECTION).is_none() {
+            return Err(HandshakeError::MissingHeader("Connection"));
+        }
+        if !has_token(headers, &header::CONNECTION, "upgrade") {
+            return Err(invalid("Connection", "must contain the token 'Upgrade'"));
+        }
+        let key = one(headers, &header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key")?;
+        if key.len() != 24
+            || BASE64
+                .decode(key.as_bytes())
+                .map_or(true, |k| k.len() != 16)
+        {
+            return Err(invalid("Sec-WebSocket-Key", "must be 16 bytes in base64"));
+        }
+        let origin = match headers.get_all(header::ORIGIN).iter().collect::<Vec<_>>()[..] {
+            [] => None,
+            [v] => Some(
+                v.to_str()
+                    .map_err(|_| invalid("Origin", "not ASCII"))?
+                    .to_string(),
+            ),
+            _ => return Err(HandshakeError::DuplicateHeader("Origin")),
+        };
+        let mut subprotocols = Vec::new();
+        for token in header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL) {
+            let token = std::str::from_utf8(token).ok().filter(|t| is_token(t));
+            let token = token.ok_or_else(|| {
+                invalid(
+                    "Sec-WebSocket-Protocol",
+                    "must be a comma-separated list of tokens",
+                )
+            })?;
+            subprotocols.push(token.to_string());
+        }
+        let mut extensions = Vec::new();
+        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            let value = value
+                .to_str()
+                .map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
+            extensions.extend(
+                Extension::parse_list(value)
+                    .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,
+            );
+        }
+        Ok(Self {
+            accept: accept_key(key.as_bytes()),
+            host,
+            origin,
+            subprotocols,
+            extensions,
+        })
+    }
+
+    /// The `Host` header.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The `Origin` header, if sent (browsers always send it).
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    /// The extensions the client offered, in its order of preference.
+    pub fn extensions(&self) -> &[Extension] {
+        &self.extensions
+    }
+
+    /// The first subprotocol in the client's list that the server supports.
+    pub fn choose_subprotocol<'a>(
+        &'a self,
+        supported: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Option<&'a str> {
+        self.subprotocols
+            .iter()
+            .map(String::as_str)
+            .find(|offered| supported.clone().into_iter().any(|s| s == *offered))
+    }
+
+    /// Refuses the request because of its Origin: 403 (RFC 6455 §4.2.2 item 4).
+    pub fn reject_origin(&self) -> HandshakeError {
+        HandshakeError::OriginRejected(self.origin.clone().unwrap_or_default())
+    }
+
+    /// The `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5) and what it agrees on.
+    ///
+    /// Fails if `accept` selects a subprotocol or an extension the client did not offer: the
+    /// RFC lets a server pick only among offers.
+    pub fn accept(&self, accept: Accept) -> Result<(Response<()>, Negotiated), UsageError> {
+        if let Some(p) = &accept.subprotocol {
+            if !self.subprotocols.contains(p) {
+                return Err(UsageError::SubprotocolNotOffered(p.clone()));
+            }
+        }
+        for ext in &accept.extensions {
+            if !self
+                .extensions
+                .iter()
+                .any(|offer| offer.name() == ext.name())
+            {
+                return Err(UsageError::ExtensionNotOffered(ext.name().to_string()));
+            }
+        }
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.extend(accept.headers);
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        let value = |s: &str| HeaderValue::from_str(s).expect("base64 and tokens are valid values");
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value(&self.accept));
+        if let Some(p) = &accept.subprotocol {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value(p));
+        }
+        let extensions: Vec<String> = accept.extensions.iter().map(ToString::to_string).collect();
+        if !extensions.is_empty() {
+            headers.insert(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                value(&extensions.join(", ")),
+            );
+        }
+        Ok((
+            response,
+            Negotiated {
+                subprotocol: accept.subprotocol,
+                extensions,
+            },
+        ))
+    }
+}
+
+/// The application's answer to an [`Upgrade`]: the subprotocol, extensions and extra headers.
+///
+/// ```
+/// use wsx_proto::Accept;
+/// let accept = Accept::new()
+///     .subprotocol(Some("chat"))
+///     .header(http::header::SERVER, http::HeaderValue::from_static("wsx"));
+/// # let _ = accept;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Accept {
+    subprotocol: Option<String>,
+    extensions: Vec<Extension>,
+    headers: HeaderMap,
+}
+
+impl Accept {
+    /// Accept with no subprotocol, no extension, no extra header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Select a subprotocol (one the client offered), or none: then no header is sent.
+    pub fn subprotocol(mut self, subprotocol: Option<&str>) -> Self {
+        self.subprotocol = subprotocol.map(str::to_string);
+        self
+    }
+
+    /// Accept an extension the client offered, with the parameters to answer with.
+    pub fn extension(mut self, extension: Extension) -> Self {
+        self.extensions.push(extension);
+        self
+    }
+
+    /// Add a header to the response (e.g. `Set-Cookie`, `Server`).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+}
+
+fn invalid(name: &'static str, reason: &str) -> HandshakeError {
+    HandshakeError::InvalidHeader {
+        name,
+        reason: reason.to_string(),
+    }
+}
+
+/// The one value of a header that must appear exactly once.
+fn one<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    display: &'static str,
+) -> Result<&'a HeaderValue, HandshakeError> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => Ok(v),
+        (None, _) => Err(HandshakeError::MissingHeader(display)),
+        (Some(_), Some(_)) => Err(HandshakeError::DuplicateHeader(display)),
+    }
+}
