@@ -31,12 +31,7 @@ pub(crate) struct Assembler {
 
 impl Assembler {
     pub(crate) fn new(max_message_size: usize) -> Self {
-        Self {
-            max_message_size,
-            kind: None,
-            buf: BytesMut::new(),
-            utf8: Utf8Validator::default(),
-        }
+        Self { max_message_size, kind: None, buf: BytesMut::new(), utf8: Utf8Validator::default() }
     }
 
     /// Takes a piece of a data frame; returns the message it completes, if any.
@@ -57,10 +52,7 @@ impl Assembler {
             }
             let size = self.buf.len() as u64 + header.payload_len;
             if size > self.max_message_size as u64 {
-                return Err(ProtocolError::MessageTooBig {
-                    size,
-                    max: self.max_message_size,
-                });
+                return Err(ProtocolError::MessageTooBig { size, max: self.max_message_size });
             }
         }
         let kind = self.kind.unwrap_or(Kind::Binary);
@@ -73,9 +65,7 @@ impl Assembler {
         }
 
         if kind == Kind::Text {
-            self.utf8
-                .feed(&piece.payload)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.utf8.feed(&piece.payload).map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         self.buf.extend_from_slice(&piece.payload);
         if !ends_message {
@@ -122,10 +112,7 @@ mod tests {
     #[test]
     fn joins_fragments() {
         let mut a = Assembler::new(100);
-        assert_eq!(
-            a.push(piece(OpCode::Text, false, b"Hel", true, true)),
-            Ok(None)
-        );
+        assert_eq!(a.push(piece(OpCode::Text, false, b"Hel", true, true)), Ok(None));
         assert_eq!(
             a.push(piece(OpCode::Continuation, true, b"lo", true, true)),
             Ok(Some(Message::text("Hello")))
@@ -144,8 +131,7 @@ mod tests {
     #[test]
     fn no_new_message_inside_a_message() {
         let mut a = Assembler::new(100);
-        a.push(piece(OpCode::Binary, false, b"x", true, true))
-            .unwrap();
+        a.push(piece(OpCode::Binary, false, b"x", true, true)).unwrap();
         assert_eq!(
             a.push(piece(OpCode::Text, true, b"y", true, true)),
             Err(ProtocolError::ExpectedContinuation)
@@ -170,16 +156,9 @@ mod tests {
     #[test]
     fn message_limit_is_checked_at_the_header() {
         let mut a = Assembler::new(4);
-        a.push(piece(OpCode::Binary, false, b"abc", true, true))
-            .unwrap();
+        a.push(piece(OpCode::Binary, false, b"abc", true, true)).unwrap();
         let mut next = piece(OpCode::Continuation, true, b"", true, false);
         next.header.payload_len = 1 << 40;
-        assert_eq!(
-            a.push(next),
-            Err(ProtocolError::MessageTooBig {
-                size: 3 + (1 << 40),
-                max: 4
-            })
-        );
+        assert_eq!(a.push(next), Err(ProtocolError::MessageTooBig { size: 3 + (1 << 40), max: 4 }));
     }
 }

@@ -65,13 +65,7 @@ pub(crate) enum Reply {
 
 impl CloseHandshake {
     pub(crate) fn new(role: Role) -> Self {
-        Self {
-            role,
-            state: CloseState::Open,
-            received: None,
-            failed: false,
-            eof: false,
-        }
+        Self { role, state: CloseState::Open, received: None, failed: false, eof: false }
     }
 
     pub(crate) fn state(&self) -> CloseState {
@@ -104,10 +98,9 @@ impl CloseHandshake {
     /// sent one.
     pub(crate) fn recv_close(&mut self, frame: Option<CloseFrame>) -> Reply {
         let reply = match self.state {
-            CloseState::Open => Reply::Close(frame.as_ref().map(|f| CloseFrame {
-                code: f.code,
-                reason: Default::default(),
-            })),
+            CloseState::Open => Reply::Close(
+                frame.as_ref().map(|f| CloseFrame { code: f.code, reason: Default::default() }),
+            ),
             CloseState::CloseSent | CloseState::Closed => Reply::Nothing,
         };
         if self.state != CloseState::Closed {
@@ -154,10 +147,7 @@ mod tests {
     use crate::message::CloseCode;
 
     fn frame(code: u16) -> CloseFrame {
-        CloseFrame {
-            code: code.into(),
-            reason: "why".into(),
-        }
+        CloseFrame { code: code.into(), reason: "why".into() }
     }
 
     #[test]
@@ -166,17 +156,11 @@ mod tests {
         c.send_close().unwrap();
         assert_eq!(c.state(), CloseState::CloseSent);
         assert!(!c.may_send());
-        assert!(
-            c.may_receive(),
-            "messages still arrive until the peer's Close"
-        );
+        assert!(c.may_receive(), "messages still arrive until the peer's Close");
         assert_eq!(c.send_close(), Err(UsageError::Closed));
         assert_eq!(c.recv_close(Some(frame(1000))), Reply::Nothing);
         assert_eq!(c.state(), CloseState::Closed);
-        assert!(
-            !c.should_close_tcp(),
-            "the client waits for the server to close TCP"
-        );
+        assert!(!c.should_close_tcp(), "the client waits for the server to close TCP");
         assert!(!c.recv_eof(), "EOF after the handshake is normal");
         assert!(c.should_close_tcp());
     }
@@ -185,13 +169,7 @@ mod tests {
     fn peer_closes_first_and_gets_its_code_echoed() {
         let mut c = CloseHandshake::new(Role::Server);
         let reply = c.recv_close(Some(frame(4000)));
-        assert_eq!(
-            reply,
-            Reply::Close(Some(CloseFrame {
-                code: 4000.into(),
-                reason: "".into()
-            }))
-        );
+        assert_eq!(reply, Reply::Close(Some(CloseFrame { code: 4000.into(), reason: "".into() })));
         assert_eq!(c.state(), CloseState::Closed);
         assert!(!c.may_receive() && !c.may_send());
         assert!(c.should_close_tcp(), "the server closes TCP first");
@@ -207,15 +185,9 @@ mod tests {
     #[test]
     fn failing_sends_one_close() {
         let mut c = CloseHandshake::new(Role::Client);
-        let f = CloseFrame {
-            code: CloseCode::PROTOCOL_ERROR,
-            reason: "".into(),
-        };
+        let f = CloseFrame { code: CloseCode::PROTOCOL_ERROR, reason: "".into() };
         assert_eq!(c.fail(f.clone()), Reply::Close(Some(f.clone())));
-        assert!(
-            c.should_close_tcp(),
-            "after failing, a client closes TCP itself"
-        );
+        assert!(c.should_close_tcp(), "after failing, a client closes TCP itself");
         let mut c = CloseHandshake::new(Role::Client);
         c.send_close().unwrap();
         assert_eq!(c.fail(f), Reply::Nothing, "a Close was already sent");

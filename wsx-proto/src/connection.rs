@@ -214,9 +214,9 @@ impl Connection {
             return Err(UsageError::Closed);
         }
         match message {
-            Message::Text(_) | Message::Binary(_) if self.sending.is_some() => Err(
-                UsageError::Fragmentation("a fragmented message is being sent"),
-            ),
+            Message::Text(_) | Message::Binary(_) if self.sending.is_some() => {
+                Err(UsageError::Fragmentation("a fragmented message is being sent"))
+            }
             Message::Text(text) => {
                 self.push_frame(true, OpCode::Text, text.into_bytes());
                 Ok(())
@@ -271,21 +271,15 @@ impl Connection {
             }
             (OpCode::Continuation, Some(state)) => state,
             (OpCode::Continuation, None) => {
-                return Err(UsageError::Fragmentation(
-                    "a continuation needs a first fragment",
-                ))
+                return Err(UsageError::Fragmentation("a continuation needs a first fragment"))
             }
             (OpCode::Text | OpCode::Binary, Some(state)) => {
                 self.sending = Some(state);
-                return Err(UsageError::Fragmentation(
-                    "a fragmented message is being sent",
-                ));
+                return Err(UsageError::Fragmentation("a fragmented message is being sent"));
             }
             (OpCode::Close | OpCode::Ping | OpCode::Pong, state) => {
                 self.sending = state;
-                return Err(UsageError::Fragmentation(
-                    "control frames are sent whole, with send",
-                ));
+                return Err(UsageError::Fragmentation("control frames are sent whole, with send"));
             }
         };
         if text {
@@ -311,10 +305,7 @@ impl Connection {
     /// says why (RFC 6455 §7.1.7) and stop reading.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         let reason = truncate(&error.to_string(), MAX_CLOSE_REASON);
-        let frame = CloseFrame {
-            code: error.close_code(),
-            reason: Utf8Bytes::from(reason),
-        };
+        let frame = CloseFrame { code: error.close_code(), reason: Utf8Bytes::from(reason) };
         if let Reply::Close(frame) = self.close.fail(frame) {
             self.push_close(frame.as_ref());
         }

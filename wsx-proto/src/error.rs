@@ -103,10 +103,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "frame of {size} bytes exceeds the limit of {max}")
             }
             Self::MessageTooBig { size, max } => {
-                write!(
-                    f,
-                    "message of at least {size} bytes exceeds the limit of {max}"
-                )
+                write!(f, "message of at least {size} bytes exceeds the limit of {max}")
             }
             Self::UnexpectedEof => {
                 f.write_str("connection closed without a closing handshake (1006)")
@@ -212,20 +209,11 @@ impl HandshakeError {
         let mut response = http::Response::new(format!("{self}\n"));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8".parse().ok()?,
-        );
-        headers.insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
+        headers.insert(http::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().ok()?);
+        headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         match self {
             Self::NotUpgrade | Self::UnsupportedVersion(_) => {
-                headers.insert(
-                    http::header::UPGRADE,
-                    http::HeaderValue::from_static("websocket"),
-                );
+                headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
                 headers.insert(
                     http::header::SEC_WEBSOCKET_VERSION,
                     http::HeaderValue::from_static("13"),
@@ -265,23 +253,15 @@ impl fmt::Display for HandshakeError {
             Self::MissingHeader(name) => write!(f, "missing {name} header"),
             Self::DuplicateHeader(name) => write!(f, "{name} header may appear only once"),
             Self::InvalidHeader { name, reason } => write!(f, "invalid {name} header: {reason}"),
-            Self::UnsupportedVersion(v) => write!(
-                f,
-                "unsupported Sec-WebSocket-Version {v:?}: this server speaks version 13"
-            ),
+            Self::UnsupportedVersion(v) => {
+                write!(f, "unsupported Sec-WebSocket-Version {v:?}: this server speaks version 13")
+            }
             Self::OriginRejected(origin) => write!(f, "origin {origin:?} is not allowed"),
             Self::Rejected { status, reason } => write!(f, "rejected with {status}: {reason}"),
             Self::Status { status, body, .. } => {
-                write!(
-                    f,
-                    "server answered {status} instead of 101 Switching Protocols"
-                )?;
+                write!(f, "server answered {status} instead of 101 Switching Protocols")?;
                 let text = String::from_utf8_lossy(body);
-                let line = text
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim();
+                let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
                 if !line.is_empty() {
                     let short: String = line.chars().take(200).collect();
                     write!(f, ": {short}")?;
@@ -332,10 +312,7 @@ impl fmt::Display for UsageError {
                 f.write_str("the connection is closing: a Close frame was already sent")
             }
             Self::ControlTooLong(n) => {
-                write!(
-                    f,
-                    "control frame payload of {n} bytes (at most 125 allowed)"
-                )
+                write!(f, "control frame payload of {n} bytes (at most 125 allowed)")
             }
             Self::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
             Self::Fragmentation(why) => write!(f, "invalid fragment sequence: {why}"),

@@ -64,6 +64,11 @@ pub use crate::handshake::{
 };
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Which side of a connection an endpoint is: it decides who masks (RFC 6455 §5.1) and who
 /// closes TCP first (§7.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

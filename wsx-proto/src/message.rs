@@ -43,10 +43,7 @@ impl Message {
 
     /// A close message with a code and a reason.
     pub fn close(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
-        Self::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
+        Self::Close(Some(CloseFrame { code, reason: reason.into() }))
     }
 
     /// The text, if this is a text message.

@@ -42,12 +42,7 @@ pub(crate) struct FrameDecoder {
 
 impl FrameDecoder {
     pub(crate) fn new(role: Role, rsv1_allowed: bool, max_frame_size: usize) -> Self {
-        Self {
-            role,
-            rsv1_allowed,
-            max_frame_size,
-            state: State::Header,
-        }
+        Self { role, rsv1_allowed, max_frame_size, state: State::Header }
     }
 
     /// Takes the next piece from `src`; `Ok(None)` when `src` holds nothing more to hand on.
@@ -65,21 +60,11 @@ impl FrameDecoder {
                 }
                 let _ = src.split_to(len);
                 let payload = unmask(src.split_to(header.payload_len as usize), header.mask, 0);
-                return Ok(Some(Piece {
-                    header,
-                    payload,
-                    first: true,
-                    last: true,
-                }));
+                return Ok(Some(Piece { header, payload, first: true, last: true }));
             }
             let _ = src.split_to(len);
             if header.payload_len == 0 {
-                return Ok(Some(Piece {
-                    header,
-                    payload: Bytes::new(),
-                    first: true,
-                    last: true,
-                }));
+                return Ok(Some(Piece { header, payload: Bytes::new(), first: true, last: true }));
             }
             self.state = State::Payload { header, done: 0 };
         }
@@ -94,12 +79,8 @@ impl FrameDecoder {
         }
         let offset = *done as usize;
         let payload = unmask(src.split_to(take), header.mask, offset);
-        let piece = Piece {
-            header: *header,
-            payload,
-            first: *done == 0,
-            last: take as u64 == remaining,
-        };
+        let piece =
+            Piece { header: *header, payload, first: *done == 0, last: take as u64 == remaining };
         *done += take as u64;
         if piece.last {
             self.state = State::Header;
@@ -150,9 +131,7 @@ mod tests {
 
     #[test]
     fn rfc_masked_hello_to_server() {
-        let wire = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let mut d = FrameDecoder::new(Role::Server, false, 1000);
         let pieces = decode_all(&mut d, &wire);
         assert_eq!(pieces.len(), 1);
@@ -162,9 +141,7 @@ mod tests {
 
     #[test]
     fn payload_is_handed_on_as_it_arrives() {
-        let wire = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let mut d = FrameDecoder::new(Role::Server, false, 1000);
         let mut src = BytesMut::new();
         let mut text = Vec::new();
@@ -200,10 +177,7 @@ mod tests {
             Err(ProtocolError::ReservedBits)
         );
         let mut deflate = FrameDecoder::new(Role::Client, true, 1000);
-        assert!(deflate
-            .decode(&mut BytesMut::from(&[0xc1, 0x00][..]))
-            .unwrap()
-            .is_some());
+        assert!(deflate.decode(&mut BytesMut::from(&[0xc1, 0x00][..])).unwrap().is_some());
         assert_eq!(
             deflate.decode(&mut BytesMut::from(&[0xc9, 0x00][..])),
             Err(ProtocolError::ReservedBits)
@@ -217,10 +191,7 @@ mod tests {
         let wire = [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0];
         assert_eq!(
             d.decode(&mut BytesMut::from(&wire[..])),
-            Err(ProtocolError::FrameTooBig {
-                size: 65536,
-                max: 100
-            })
+            Err(ProtocolError::FrameTooBig { size: 65536, max: 100 })
         );
     }
 

@@ -35,13 +35,7 @@ impl Outgoing {
         mask: Option<[u8; 4]>,
         payload: Bytes,
     ) {
-        let header = FrameHeader {
-            fin,
-            rsv1,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
+        let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
         self.len += header.encoded_len() + payload.len();
         header.encode(&mut self.pending);
         match mask {
@@ -91,40 +85,19 @@ mod tests {
     #[test]
     fn rfc_5_7_frames() {
         let mut out = Outgoing::default();
-        out.push(
-            true,
-            false,
-            OpCode::Text,
-            None,
-            Bytes::from_static(b"Hello"),
-        );
+        out.push(true, false, OpCode::Text, None, Bytes::from_static(b"Hello"));
         assert_eq!(drain(&mut out), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        out.push(
-            true,
-            false,
-            OpCode::Text,
-            Some([0x37, 0xfa, 0x21, 0x3d]),
-            "Hello".into(),
-        );
+        out.push(true, false, OpCode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), "Hello".into());
         assert_eq!(
             drain(&mut out),
             [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
         );
         out.push(false, false, OpCode::Text, None, "Hel".into());
         out.push(true, false, OpCode::Continuation, None, "lo".into());
-        assert_eq!(
-            drain(&mut out),
-            [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]
-        );
+        assert_eq!(drain(&mut out), [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
         out.push(true, false, OpCode::Ping, None, "Hello".into());
         assert_eq!(drain(&mut out), [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        out.push(
-            true,
-            false,
-            OpCode::Pong,
-            Some([0x37, 0xfa, 0x21, 0x3d]),
-            "Hello".into(),
-        );
+        out.push(true, false, OpCode::Pong, Some([0x37, 0xfa, 0x21, 0x3d]), "Hello".into());
         assert_eq!(
             drain(&mut out),
             [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
@@ -142,17 +115,9 @@ mod tests {
         out.push(true, false, OpCode::Binary, None, Bytes::from_static(b"y"));
         assert_eq!(out.len(), 10 * 3 + 10 + 65536 + 3);
         let first = out.next().unwrap();
-        assert_eq!(
-            first.len(),
-            30 + 10,
-            "ten small frames and the big header in one chunk"
-        );
+        assert_eq!(first.len(), 30 + 10, "ten small frames and the big header in one chunk");
         let second = out.next().unwrap();
-        assert_eq!(
-            second.as_ptr(),
-            big.as_ptr(),
-            "the big payload is not copied"
-        );
+        assert_eq!(second.as_ptr(), big.as_ptr(), "the big payload is not copied");
         assert_eq!(&out.next().unwrap()[..], [0x82, 0x01, b'y']);
         assert!(out.next().is_none());
     }

@@ -17,9 +17,7 @@ pub fn apply_mask(key: [u8; 4], buf: &mut [u8]) {
 /// Masks `buf`, which starts at byte `offset` of the payload (for payloads that arrive in pieces).
 pub(crate) fn apply_mask_at(key: [u8; 4], offset: usize, buf: &mut [u8]) {
     let key = rotate(key, offset);
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut bytes = [0; 8];

@@ -155,16 +155,7 @@ impl FrameHeader {
             None
         };
         let rsv1 = b0 & 0x40 != 0;
-        Ok(Some((
-            Self {
-                fin,
-                rsv1,
-                opcode,
-                mask,
-                payload_len,
-            },
-            len,
-        )))
+        Ok(Some((Self { fin, rsv1, opcode, mask, payload_len }, len)))
     }
 
     /// The header's length on the wire (shortest length form).
@@ -205,13 +196,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn header(opcode: OpCode, len: u64) -> FrameHeader {
-        FrameHeader {
-            fin: true,
-            rsv1: false,
-            opcode,
-            mask: None,
-            payload_len: len,
-        }
+        FrameHeader { fin: true, rsv1: false, opcode, mask: None, payload_len: len }
     }
 
     fn encoded(h: &FrameHeader) -> Vec<u8> {
@@ -226,24 +211,15 @@ mod tests {
         // unmasked "Hello"
         assert_eq!(encoded(&header(OpCode::Text, 5)), [0x81, 0x05]);
         // fragmented unmasked "Hel" + "lo"
-        let first = FrameHeader {
-            fin: false,
-            ..header(OpCode::Text, 3)
-        };
+        let first = FrameHeader { fin: false, ..header(OpCode::Text, 3) };
         assert_eq!(encoded(&first), [0x01, 0x03]);
         assert_eq!(encoded(&header(OpCode::Continuation, 2)), [0x80, 0x02]);
         // unmasked ping "Hello", masked pong "Hello"
         assert_eq!(encoded(&header(OpCode::Ping, 5)), [0x89, 0x05]);
-        let pong = FrameHeader {
-            mask: Some([0x37, 0xfa, 0x21, 0x3d]),
-            ..header(OpCode::Pong, 5)
-        };
+        let pong = FrameHeader { mask: Some([0x37, 0xfa, 0x21, 0x3d]), ..header(OpCode::Pong, 5) };
         assert_eq!(encoded(&pong), [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d]);
         // 256 bytes binary in a single unmasked frame
-        assert_eq!(
-            encoded(&header(OpCode::Binary, 256)),
-            [0x82, 0x7e, 0x01, 0x00]
-        );
+        assert_eq!(encoded(&header(OpCode::Binary, 256)), [0x82, 0x7e, 0x01, 0x00]);
         // 64 KiB binary in a single unmasked frame
         assert_eq!(
             encoded(&header(OpCode::Binary, 65536)),
@@ -263,14 +239,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_invalid_everywhere() {
-        assert_eq!(
-            FrameHeader::decode(&[0xa1, 0x00]),
-            Err(ProtocolError::ReservedBits)
-        ); // RSV2
-        assert_eq!(
-            FrameHeader::decode(&[0x91, 0x00]),
-            Err(ProtocolError::ReservedBits)
-        ); // RSV3
+        assert_eq!(FrameHeader::decode(&[0xa1, 0x00]), Err(ProtocolError::ReservedBits)); // RSV2
+        assert_eq!(FrameHeader::decode(&[0x91, 0x00]), Err(ProtocolError::ReservedBits)); // RSV3
         for op in [3u8, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
             assert_eq!(
                 FrameHeader::decode(&[0x80 | op, 0x00]),
@@ -281,24 +251,15 @@ mod tests {
             FrameHeader::decode(&[0x89, 0x7e, 0x00, 0x7e]),
             Err(ProtocolError::ControlFrameTooLong(126))
         );
-        assert_eq!(
-            FrameHeader::decode(&[0x09, 0x00]),
-            Err(ProtocolError::FragmentedControlFrame)
-        );
+        assert_eq!(FrameHeader::decode(&[0x09, 0x00]), Err(ProtocolError::FragmentedControlFrame));
         let mut huge = vec![0x82, 0x7f];
         huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
-        assert_eq!(
-            FrameHeader::decode(&huge),
-            Err(ProtocolError::InvalidLength)
-        );
+        assert_eq!(FrameHeader::decode(&huge), Err(ProtocolError::InvalidLength));
     }
 
     #[test]
     fn needs_more_bytes_until_the_header_is_complete() {
-        let h = FrameHeader {
-            mask: Some([1, 2, 3, 4]),
-            ..header(OpCode::Binary, 70000)
-        };
+        let h = FrameHeader { mask: Some([1, 2, 3, 4]), ..header(OpCode::Binary, 70000) };
         let wire = encoded(&h);
         assert_eq!(wire.len(), 14);
         for n in 0..wire.len() {
@@ -316,27 +277,13 @@ mod tests {
             Just(OpCode::Ping),
             Just(OpCode::Pong),
         ];
-        (
-            any::<bool>(),
-            any::<bool>(),
-            opcodes,
-            any::<Option<[u8; 4]>>(),
-            0u64..(1 << 63),
+        (any::<bool>(), any::<bool>(), opcodes, any::<Option<[u8; 4]>>(), 0u64..(1 << 63)).prop_map(
+            |(fin, rsv1, opcode, mask, len)| {
+                let (fin, payload_len) =
+                    if opcode.is_control() { (true, len % 126) } else { (fin, len) };
+                FrameHeader { fin, rsv1, opcode, mask, payload_len }
+            },
         )
-            .prop_map(|(fin, rsv1, opcode, mask, len)| {
-                let (fin, payload_len) = if opcode.is_control() {
-                    (true, len % 126)
-                } else {
-                    (fin, len)
-                };
-                FrameHeader {
-                    fin,
-                    rsv1,
-                    opcode,
-                    mask,
-                    payload_len,
-                }
-            })
     }
 
     proptest! {

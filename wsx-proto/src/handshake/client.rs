@@ -57,8 +57,7 @@ impl ClientRequest {
 
     /// Offer subprotocols, in order of preference.
     pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
-        self.subprotocols
-            .extend(protocols.into_iter().map(Into::into));
+        self.subprotocols.extend(protocols.into_iter().map(Into::into));
         self
     }
 
@@ -79,9 +78,7 @@ impl ClientRequest {
     pub fn build(self, key: Key) -> Result<ClientHandshake, UsageError> {
         let bad_url = |why: &str| UsageError::InvalidUrl(format!("{}: {why}", self.url));
         if self.url.contains('#') {
-            return Err(bad_url(
-                "a WebSocket URL may not have a fragment (RFC 6455 §3)",
-            ));
+            return Err(bad_url("a WebSocket URL may not have a fragment (RFC 6455 §3)"));
         }
         let uri: Uri = self.url.parse().map_err(|e| bad_url(&format!("{e}")))?;
         let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
@@ -91,9 +88,7 @@ impl ClientRequest {
         };
         let authority = uri.authority().ok_or_else(|| bad_url("no host"))?;
         if authority.as_str().contains('@') {
-            return Err(bad_url(
-                "user information is not allowed in a WebSocket URL",
-            ));
+            return Err(bad_url("user information is not allowed in a WebSocket URL"));
         }
         let host = authority.host().to_string();
         if host.is_empty() {
@@ -101,11 +96,8 @@ impl ClientRequest {
         }
         let default_port = if secure { 443 } else { 80 };
         let port = authority.port_u16().unwrap_or(default_port);
-        let host_header = if port == default_port {
-            host.clone()
-        } else {
-            format!("{host}:{port}")
-        };
+        let host_header =
+            if port == default_port { host.clone() } else { format!("{host}:{port}") };
         let resource = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let resource = if resource.is_empty() { "/" } else { resource };
 
@@ -119,17 +111,12 @@ impl ClientRequest {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::SEC_WEBSOCKET_KEY, header_value(&key.to_string())?);
-        headers.insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
+        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         if let Some(origin) = &self.origin {
             headers.insert(header::ORIGIN, header_value(origin)?);
         }
         if let Some(bad) = self.subprotocols.iter().find(|p| !is_token(p)) {
-            return Err(UsageError::InvalidHeader(format!(
-                "subprotocol {bad:?} is not a token"
-            )));
+            return Err(UsageError::InvalidHeader(format!("subprotocol {bad:?} is not a token")));
         }
         if !self.subprotocols.is_empty() {
             headers.insert(
@@ -245,13 +232,7 @@ impl ClientHandshake {
         let rest = &buf[parsed.len..];
         let body = Bytes::copy_from_slice(&rest[..rest.len().min(BODY_PREFIX)]);
         let negotiated = self.verify(&parsed.value, body)?;
-        Ok(Some(Parsed {
-            value: Accepted {
-                response: parsed.value,
-                negotiated,
-            },
-            len: parsed.len,
-        }))
+        Ok(Some(Parsed { value: Accepted { response: parsed.value, negotiated }, len: parsed.len }))
     }
 
     /// Checks a parsed response against RFC 6455 §4.1 (items 1-6 of "the client MUST ...").
@@ -285,19 +266,14 @@ impl ClientHandshake {
         }
         let mut extensions = Vec::new();
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
-            let value = value
-                .to_str()
-                .map_err(|_| bad("Sec-WebSocket-Extensions not ASCII"))?;
+            let value = value.to_str().map_err(|_| bad("Sec-WebSocket-Extensions not ASCII"))?;
             let list = Extension::parse_list(value)
                 .map_err(|why| bad(&format!("Sec-WebSocket-Extensions: {why}")))?;
             for ext in list {
                 if !self.extensions.iter().any(|offered| offered == ext.name()) {
                     return Err(bad(&format!("extension {} was not offered", ext.name())));
                 }
-                if extensions
-                    .iter()
-                    .any(|e: &Extension| e.name() == ext.name())
-                {
+                if extensions.iter().any(|e: &Extension| e.name() == ext.name()) {
                     return Err(bad(&format!("extension {} accepted twice", ext.name())));
                 }
                 extensions.push(ext);
@@ -307,9 +283,7 @@ impl ClientHandshake {
         let subprotocol = match (protocols.next(), protocols.next()) {
             (None, _) => None,
             (Some(v), None) => {
-                let p = v
-                    .to_str()
-                    .map_err(|_| bad("Sec-WebSocket-Protocol not ASCII"))?;
+                let p = v.to_str().map_err(|_| bad("Sec-WebSocket-Protocol not ASCII"))?;
                 if !self.subprotocols.iter().any(|offered| offered == p) {
                     return Err(bad(&format!("subprotocol {p:?} was not offered")));
                 }

@@ -53,9 +53,7 @@ pub fn parse_request(
     let method = req.method.unwrap_or_default();
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad("invalid method".into()))?;
     let target = req.path.unwrap_or_default();
-    let uri: Uri = target
-        .parse()
-        .map_err(|_| bad(format!("invalid request target {target:?}")))?;
+    let uri: Uri = target.parse().map_err(|_| bad(format!("invalid request target {target:?}")))?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -64,10 +62,7 @@ pub fn parse_request(
         let (name, value) = header(h).map_err(bad)?;
         request.headers_mut().append(name, value);
     }
-    Ok(Some(Parsed {
-        value: request,
-        len,
-    }))
+    Ok(Some(Parsed { value: request, len }))
 }
 
 /// Parses an HTTP/1.1 response head from the start of `buf`; `Ok(None)` when incomplete.
@@ -89,19 +84,13 @@ pub fn parse_response(
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.head_size() => {
-            return Err(bad(format!(
-                "response head over {} bytes",
-                limits.head_size()
-            )))
+            return Err(bad(format!("response head over {} bytes", limits.head_size())))
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(bad(e.to_string())),
     };
     if len > limits.head_size() {
-        return Err(bad(format!(
-            "response head over {} bytes",
-            limits.head_size()
-        )));
+        return Err(bad(format!("response head over {} bytes", limits.head_size())));
     }
     let mut response = Response::new(());
     *response.status_mut() = StatusCode::from_u16(res.code.unwrap_or_default())
@@ -111,10 +100,7 @@ pub fn parse_response(
         let (name, value) = header(h).map_err(bad)?;
         response.headers_mut().append(name, value);
     }
-    Ok(Some(Parsed {
-        value: response,
-        len,
-    }))
+    Ok(Some(Parsed { value: response, len }))
 }
 
 fn version(minor: Option<u8>) -> Result<Version, String> {
@@ -140,7 +126,7 @@ fn header(h: &httparse::Header<'_>) -> Result<(HeaderName, HeaderValue), String>
 /// let request = http::Request::get("/chat").header("Host", "example.com").body(()).unwrap();
 /// let mut out = BytesMut::new();
 /// wsx_proto::write_request(&request, &mut out);
-/// assert_eq!(&out[..], b"GET /chat HTTP/1.1\r\nhost: example.com\r\n\r\n");
+/// assert_eq!(&out[..], b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n");
 /// ```
 pub fn write_request(request: &Request<()>, dst: &mut BytesMut) {
     dst.put_slice(request.method().as_str().as_bytes());
@@ -162,7 +148,7 @@ pub fn write_request(request: &Request<()>, dst: &mut BytesMut) {
 /// let response = http::Response::builder().status(101).header("Upgrade", "websocket").body(()).unwrap();
 /// let mut out = BytesMut::new();
 /// wsx_proto::write_response(&response, &mut out);
-/// assert_eq!(&out[..], &b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"[..]);
+/// assert_eq!(&out[..], &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"[..]);
 /// ```
 pub fn write_response(response: &Response<()>, dst: &mut BytesMut) {
     write_status_and_headers(response.status(), response.headers(), dst);
@@ -177,16 +163,13 @@ pub fn write_response(response: &Response<()>, dst: &mut BytesMut) {
 /// let response = http::Response::builder().status(403).body("origin not allowed\n").unwrap();
 /// let mut out = BytesMut::new();
 /// wsx_proto::write_response_with_body(&response, &mut out);
-/// assert_eq!(&out[..], &b"HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\n\r\norigin not allowed\n"[..]);
+/// assert_eq!(&out[..], &b"HTTP/1.1 403 Forbidden\r\nContent-Length: 19\r\n\r\norigin not allowed\n"[..]);
 /// ```
 pub fn write_response_with_body<B: AsRef<[u8]>>(response: &Response<B>, dst: &mut BytesMut) {
     write_status_and_headers(response.status(), response.headers(), dst);
     let body = response.body().as_ref();
-    if !response
-        .headers()
-        .contains_key(http::header::CONTENT_LENGTH)
-    {
-        dst.put_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    if !response.headers().contains_key(http::header::CONTENT_LENGTH) {
+        dst.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
     }
     dst.put_slice(b"\r\n");
     dst.put_slice(body);
@@ -203,10 +186,27 @@ fn write_status_and_headers(status: StatusCode, headers: &http::HeaderMap, dst: 
 
 fn write_headers(headers: &http::HeaderMap, dst: &mut BytesMut) {
     for (name, value) in headers {
-        dst.put_slice(name.as_str().as_bytes());
+        write_name(name.as_str(), dst);
         dst.put_slice(b": ");
         dst.put_slice(value.as_bytes());
         dst.put_slice(b"\r\n");
+    }
+}
+
+/// Header names are case-insensitive, but some peers are not: write them as the RFCs spell
+/// them (`Sec-WebSocket-Key`, `Upgrade`), not in the `http` crate's lowercase.
+fn write_name(name: &str, dst: &mut BytesMut) {
+    let rest = match name.strip_prefix("sec-websocket-") {
+        Some(rest) => {
+            dst.put_slice(b"Sec-WebSocket-");
+            rest
+        }
+        None => name,
+    };
+    let mut upper = true;
+    for b in rest.bytes() {
+        dst.put_u8(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
     }
 }
 

@@ -152,10 +152,7 @@ impl Extension {
                 }
                 params.push((key.to_string(), value));
             }
-            out.push(Self {
-                name: name.to_string(),
-                params,
-            });
+            out.push(Self { name: name.to_string(), params });
         }
         if out.is_empty() {
             return Err("empty extension list".into());
@@ -206,26 +203,18 @@ fn unquote(v: &str) -> Result<String, String> {
     let Some(inner) = v.strip_prefix('"') else {
         return Ok(v.to_string());
     };
-    let inner = inner
-        .strip_suffix('"')
-        .ok_or_else(|| format!("bad quoted string {v:?}"))?;
+    let inner = inner.strip_suffix('"').ok_or_else(|| format!("bad quoted string {v:?}"))?;
     let mut out = String::new();
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        out.push(if c == '\\' {
-            chars.next().ok_or("bad escape")?
-        } else {
-            c
-        });
+        out.push(if c == '\\' { chars.next().ok_or("bad escape")? } else { c });
     }
     Ok(out)
 }
 
 /// `token = 1*tchar` (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The comma-separated elements of every `name` header, trimmed.

@@ -55,17 +55,10 @@ impl Upgrade {
         let host = host
             .to_str()
             .ok()
-            .filter(|h| {
-                h.parse::<http::uri::Authority>()
-                    .is_ok_and(|a| a.as_str() == *h)
-            })
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok_and(|a| a.as_str() == *h))
             .ok_or_else(|| invalid("Host", "not a valid host[:port]"))?
             .to_string();
-        match headers
-            .get_all(header::SEC_WEBSOCKET_VERSION)
-            .iter()
-            .collect::<Vec<_>>()[..]
-        {
+        match headers.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect::<Vec<_>>()[..] {
             [] => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
             [v] if v == "13" => {}
             ref values => {
@@ -84,50 +77,32 @@ impl Upgrade {
             return Err(invalid("Connection", "must contain the token 'Upgrade'"));
         }
         let key = one(headers, &header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key")?;
-        if key.len() != 24
-            || BASE64
-                .decode(key.as_bytes())
-                .map_or(true, |k| k.len() != 16)
-        {
+        if key.len() != 24 || BASE64.decode(key.as_bytes()).map_or(true, |k| k.len() != 16) {
             return Err(invalid("Sec-WebSocket-Key", "must be 16 bytes in base64"));
         }
         let origin = match headers.get_all(header::ORIGIN).iter().collect::<Vec<_>>()[..] {
             [] => None,
-            [v] => Some(
-                v.to_str()
-                    .map_err(|_| invalid("Origin", "not ASCII"))?
-                    .to_string(),
-            ),
+            [v] => Some(v.to_str().map_err(|_| invalid("Origin", "not ASCII"))?.to_string()),
             _ => return Err(HandshakeError::DuplicateHeader("Origin")),
         };
         let mut subprotocols = Vec::new();
         for token in header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL) {
             let token = std::str::from_utf8(token).ok().filter(|t| is_token(t));
             let token = token.ok_or_else(|| {
-                invalid(
-                    "Sec-WebSocket-Protocol",
-                    "must be a comma-separated list of tokens",
-                )
+                invalid("Sec-WebSocket-Protocol", "must be a comma-separated list of tokens")
             })?;
             subprotocols.push(token.to_string());
         }
         let mut extensions = Vec::new();
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
-            let value = value
-                .to_str()
-                .map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
+            let value =
+                value.to_str().map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
             extensions.extend(
                 Extension::parse_list(value)
                     .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,
             );
         }
-        Ok(Self {
-            accept: accept_key(key.as_bytes()),
-            host,
-            origin,
-            subprotocols,
-            extensions,
-        })
+        Ok(Self { accept: accept_key(key.as_bytes()), host, origin, subprotocols, extensions })
     }
 
     /// The `Host` header.
@@ -177,11 +152,7 @@ impl Upgrade {
             }
         }
         for ext in &accept.extensions {
-            if !self
-                .extensions
-                .iter()
-                .any(|offer| offer.name() == ext.name())
-            {
+            if !self.extensions.iter().any(|offer| offer.name() == ext.name()) {
                 return Err(UsageError::ExtensionNotOffered(ext.name().to_string()));
             }
         }
@@ -198,18 +169,9 @@ impl Upgrade {
         }
         let extensions: Vec<String> = accept.extensions.iter().map(ToString::to_string).collect();
         if !extensions.is_empty() {
-            headers.insert(
-                header::SEC_WEBSOCKET_EXTENSIONS,
-                value(&extensions.join(", ")),
-            );
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value(&extensions.join(", ")));
         }
-        Ok((
-            response,
-            Negotiated {
-                subprotocol: accept.subprotocol,
-                extensions,
-            },
-        ))
+        Ok((response, Negotiated { subprotocol: accept.subprotocol, extensions }))
     }
 }
 
@@ -255,10 +217,7 @@ impl Accept {
 }
 
 fn invalid(name: &'static str, reason: &str) -> HandshakeError {
-    HandshakeError::InvalidHeader {
-        name,
-        reason: reason.to_string(),
-    }
+    HandshakeError::InvalidHeader { name, reason: reason.to_string() }
 }
 
 /// The one value of a header that must appear exactly once.

@@ -27,9 +27,7 @@ fn upgrade(wire: &str) -> Result<Upgrade, HandshakeError> {
 fn sample_with(name: &str, line: Option<&str>) -> String {
     let mut out = String::new();
     for l in SAMPLE.split_inclusive("\r\n") {
-        if l.to_ascii_lowercase()
-            .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-        {
+        if l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())) {
             if let Some(line) = line {
                 out.push_str(line);
                 out.push_str("\r\n");
@@ -59,19 +57,10 @@ fn upgrade_status(request: http::Request<()>) -> Option<StatusCode> {
 
 #[test]
 fn rfc_sample_accept() {
-    assert_eq!(
-        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
-    assert_eq!(
-        Key::from_bytes(*b"the sample nonce").accept(),
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
+    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(Key::from_bytes(*b"the sample nonce").accept(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     // the seeds' other pair
-    assert_eq!(
-        accept_key(b"x3JJHMbDL1EzLkh9GBhXDw=="),
-        "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
-    );
+    assert_eq!(accept_key(b"x3JJHMbDL1EzLkh9GBhXDw=="), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
 #[test]
@@ -89,10 +78,7 @@ fn extension_lists() {
     )
     .unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(
-        list[0].params()[1],
-        ("server_max_window_bits".into(), Some("10".into()))
-    );
+    assert_eq!(list[0].params()[1], ("server_max_window_bits".into(), Some("10".into())));
     assert_eq!(
         list[0].to_string(),
         "permessage-deflate; client_max_window_bits; server_max_window_bits=10"
@@ -120,10 +106,10 @@ fn rfc_sample_request_is_accepted() {
     write_response(&response, &mut wire);
     let text = String::from_utf8(wire.to_vec()).unwrap();
     assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
-    assert!(text.contains("upgrade: websocket\r\n"));
-    assert!(text.contains("connection: Upgrade\r\n"));
-    assert!(text.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-    assert!(text.contains("sec-websocket-protocol: chat\r\n"));
+    assert!(text.contains("Upgrade: websocket\r\n"));
+    assert!(text.contains("Connection: Upgrade\r\n"));
+    assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
     assert!(text.ends_with("\r\n\r\n"));
     assert_eq!(negotiated.subprotocol(), Some("chat"));
 }
@@ -152,10 +138,7 @@ fn must_have_one_valid_host() {
         HandshakeError::MissingHeader("Host")
     );
     let twice = sample_with("Host", Some("Host: a.example\r\nHost: b.example"));
-    assert_eq!(
-        upgrade(&twice).unwrap_err(),
-        HandshakeError::DuplicateHeader("Host")
-    );
+    assert_eq!(upgrade(&twice).unwrap_err(), HandshakeError::DuplicateHeader("Host"));
     let bad = sample_with("Host", Some("Host: a b"));
     assert_eq!(status(&bad), Some(StatusCode::BAD_REQUEST));
     assert!(upgrade(&sample_with("Host", Some("Host: [::1]:8080"))).is_ok());
@@ -167,10 +150,7 @@ fn must_have_one_valid_host() {
 fn upgrade_token() {
     assert!(upgrade(&sample_with("Upgrade", Some("Upgrade: WebSocket"))).is_ok());
     assert!(upgrade(&sample_with("Upgrade", Some("Upgrade: foo, websocket"))).is_ok());
-    assert_eq!(
-        upgrade(&sample_with("Upgrade", None)).unwrap_err(),
-        HandshakeError::NotUpgrade
-    );
+    assert_eq!(upgrade(&sample_with("Upgrade", None)).unwrap_err(), HandshakeError::NotUpgrade);
     assert_eq!(
         upgrade(&sample_with("Upgrade", Some("Upgrade: h2c"))).unwrap_err(),
         HandshakeError::NotUpgrade
@@ -182,20 +162,12 @@ fn upgrade_token() {
 /// §4.2.1 item 4: `Connection` includes the token `Upgrade`, in a list, case-insensitively.
 #[test]
 fn connection_token() {
-    for ok in [
-        "Connection: keep-alive, Upgrade",
-        "Connection: upgrade",
-        "Connection: UPGRADE,close",
-    ] {
-        assert!(
-            upgrade(&sample_with("Connection", Some(ok))).is_ok(),
-            "{ok}"
-        );
+    for ok in
+        ["Connection: keep-alive, Upgrade", "Connection: upgrade", "Connection: UPGRADE,close"]
+    {
+        assert!(upgrade(&sample_with("Connection", Some(ok))).is_ok(), "{ok}");
     }
-    let split = sample_with(
-        "Connection",
-        Some("Connection: keep-alive\r\nConnection: Upgrade"),
-    );
+    let split = sample_with("Connection", Some("Connection: keep-alive\r\nConnection: Upgrade"));
     assert!(upgrade(&split).is_ok(), "tokens from several header lines");
     assert_eq!(
         upgrade(&sample_with("Connection", None)).unwrap_err(),
@@ -203,18 +175,9 @@ fn connection_token() {
     );
     let wrong = upgrade(&sample_with("Connection", Some("Connection: keep-alive"))).unwrap_err();
     assert_eq!(wrong.status(), Some(StatusCode::BAD_REQUEST));
-    assert!(
-        wrong.to_string().contains("Connection"),
-        "the reason names the header: {wrong}"
-    );
+    assert!(wrong.to_string().contains("Connection"), "the reason names the header: {wrong}");
     let sub = upgrade(&sample_with("Connection", Some("Connection: upgraded"))).unwrap_err();
-    assert!(matches!(
-        sub,
-        HandshakeError::InvalidHeader {
-            name: "Connection",
-            ..
-        }
-    ));
+    assert!(matches!(sub, HandshakeError::InvalidHeader { name: "Connection", .. }));
 }
 
 /// §4.2.1 item 5: exactly one `Sec-WebSocket-Key`, base64 of 16 bytes.
@@ -228,10 +191,7 @@ fn key_is_16_bytes_of_base64() {
         "Sec-WebSocket-Key",
         Some("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
     );
-    assert_eq!(
-        upgrade(&twice).unwrap_err(),
-        HandshakeError::DuplicateHeader("Sec-WebSocket-Key")
-    );
+    assert_eq!(upgrade(&twice).unwrap_err(), HandshakeError::DuplicateHeader("Sec-WebSocket-Key"));
     for bad in [
         "c2hvcnQ=",                 // 5 bytes
         "dGhlIHNhbXBsZSBub25jZSEh", // 18 bytes
@@ -239,19 +199,11 @@ fn key_is_16_bytes_of_base64() {
         "!!!!!!!!!!!!!!!!!!!!!!==", // not base64
         "dGhlIHNhbXBsZSBub25jZR==", // non-canonical trailing bits
     ] {
-        let err = upgrade(&sample_with(
-            "Sec-WebSocket-Key",
-            Some(&format!("Sec-WebSocket-Key: {bad}")),
-        ))
-        .unwrap_err();
+        let err =
+            upgrade(&sample_with("Sec-WebSocket-Key", Some(&format!("Sec-WebSocket-Key: {bad}"))))
+                .unwrap_err();
         assert!(
-            matches!(
-                err,
-                HandshakeError::InvalidHeader {
-                    name: "Sec-WebSocket-Key",
-                    ..
-                }
-            ),
+            matches!(err, HandshakeError::InvalidHeader { name: "Sec-WebSocket-Key", .. }),
             "{bad}: {err}"
         );
         assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
@@ -262,10 +214,8 @@ fn key_is_16_bytes_of_base64() {
 #[test]
 fn version_13_or_426() {
     for bad in ["8", "7, 8", "14", "13, 8"] {
-        let wire = sample_with(
-            "Sec-WebSocket-Version",
-            Some(&format!("Sec-WebSocket-Version: {bad}")),
-        );
+        let wire =
+            sample_with("Sec-WebSocket-Version", Some(&format!("Sec-WebSocket-Version: {bad}")));
         let err = upgrade(&wire).unwrap_err();
         assert_eq!(err.status(), Some(StatusCode::UPGRADE_REQUIRED), "{bad}");
         let response = err.to_response().unwrap();
@@ -275,14 +225,8 @@ fn version_13_or_426() {
         assert!(out.starts_with(b"HTTP/1.1 426 Upgrade Required\r\n"));
     }
     let missing = upgrade(&sample_with("Sec-WebSocket-Version", None)).unwrap_err();
-    assert_eq!(
-        missing,
-        HandshakeError::MissingHeader("Sec-WebSocket-Version")
-    );
-    assert_eq!(
-        missing.to_response().unwrap().headers()["sec-websocket-version"],
-        "13"
-    );
+    assert_eq!(missing, HandshakeError::MissingHeader("Sec-WebSocket-Version"));
+    assert_eq!(missing.to_response().unwrap().headers()["sec-websocket-version"], "13");
 }
 
 /// §4.2.1 items 7-9 and §4.2.2: Origin, subprotocols and extensions are the application's to
@@ -297,15 +241,11 @@ fn hooks_origin_subprotocol_extensions() {
     assert_eq!(up.choose_subprotocol(["superchat"]), Some("superchat"));
     assert_eq!(up.choose_subprotocol(["other"]), None);
     assert_eq!(
-        up.accept(Accept::new().subprotocol(Some("other")))
-            .unwrap_err(),
+        up.accept(Accept::new().subprotocol(Some("other"))).unwrap_err(),
         UsageError::SubprotocolNotOffered("other".into())
     );
     let (response, negotiated) = up.accept(Accept::new()).unwrap();
-    assert!(
-        !response.headers().contains_key("sec-websocket-protocol"),
-        "none selected: no header"
-    );
+    assert!(!response.headers().contains_key("sec-websocket-protocol"), "none selected: no header");
     assert_eq!(negotiated.subprotocol(), None);
 
     let ext = Extension::parse_list("x-test; a=1").unwrap().remove(0);
@@ -313,40 +253,29 @@ fn hooks_origin_subprotocol_extensions() {
         up.accept(Accept::new().extension(ext.clone())).unwrap_err(),
         UsageError::ExtensionNotOffered("x-test".into())
     );
-    let offered = upgrade(&sample_with(
-        "Origin",
-        Some("Sec-WebSocket-Extensions: x-test"),
-    ))
-    .unwrap();
+    let offered =
+        upgrade(&sample_with("Origin", Some("Sec-WebSocket-Extensions: x-test"))).unwrap();
     assert_eq!(offered.origin(), None);
     let (response, negotiated) = offered
-        .accept(Accept::new().extension(ext).header(
-            http::header::SET_COOKIE,
-            http::HeaderValue::from_static("session=1"),
-        ))
+        .accept(
+            Accept::new()
+                .extension(ext)
+                .header(http::header::SET_COOKIE, http::HeaderValue::from_static("session=1")),
+        )
         .unwrap();
-    assert_eq!(
-        response.headers()["sec-websocket-extensions"],
-        "x-test; a=1"
-    );
+    assert_eq!(response.headers()["sec-websocket-extensions"], "x-test; a=1");
     assert_eq!(response.headers()["set-cookie"], "session=1");
     assert_eq!(negotiated.extensions(), ["x-test; a=1"]);
 }
 
 #[test]
 fn malformed_offers_are_400() {
-    let proto = sample_with(
-        "Sec-WebSocket-Protocol",
-        Some("Sec-WebSocket-Protocol: chat, s p"),
-    );
+    let proto = sample_with("Sec-WebSocket-Protocol", Some("Sec-WebSocket-Protocol: chat, s p"));
     assert_eq!(status(&proto), Some(StatusCode::BAD_REQUEST));
     let ext = sample_with("Origin", Some("Sec-WebSocket-Extensions: a; b=\"x"));
     assert_eq!(status(&ext), Some(StatusCode::BAD_REQUEST));
     let origins = sample_with("Origin", Some("Origin: http://a\r\nOrigin: http://b"));
-    assert_eq!(
-        upgrade(&origins).unwrap_err(),
-        HandshakeError::DuplicateHeader("Origin")
-    );
+    assert_eq!(upgrade(&origins).unwrap_err(), HandshakeError::DuplicateHeader("Origin"));
 }
 
 /// Refusals carry a one-line plain-text reason that names the header at fault.
@@ -356,10 +285,7 @@ fn refusals_are_one_line_plain_text() {
     let response = err.to_response().unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.body(), "missing Sec-WebSocket-Key header\n");
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/plain; charset=utf-8"
-    );
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(response.headers()["connection"], "close");
     assert!(
         HandshakeError::AcceptMismatch.to_response().is_none(),
@@ -406,10 +332,7 @@ Sec-WebSocket-Protocol: binary, base64\r\n\r\n";
 
     let other = SAMPLE.replace("dGhlIHNhbXBsZSBub25jZQ==", "x3JJHMbDL1EzLkh9GBhXDw==");
     let (response, _) = upgrade(&other).unwrap().accept(Accept::new()).unwrap();
-    assert_eq!(
-        response.headers()["sec-websocket-accept"],
-        "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
-    );
+    assert_eq!(response.headers()["sec-websocket-accept"], "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
 /// A request whose first frame arrived in the same read: the frame bytes are handed on.
@@ -418,10 +341,8 @@ fn first_frame_in_the_same_read_is_kept() {
     let mut wire = SAMPLE.as_bytes().to_vec();
     wire.extend_from_slice(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']);
     let parsed = parse_request(&wire, &Limits::default()).unwrap().unwrap();
-    let (_, negotiated) = Upgrade::from_request(&parsed.value)
-        .unwrap()
-        .accept(Accept::new())
-        .unwrap();
+    let (_, negotiated) =
+        Upgrade::from_request(&parsed.value).unwrap().accept(Accept::new()).unwrap();
     let mut server = Connection::new(Role::Server, &negotiated, Config::default());
     server.receive(&wire[parsed.len..]);
     assert_eq!(server.next_message().unwrap(), Some(Message::text("hi")));
@@ -461,21 +382,18 @@ fn client_request_has_every_required_header() {
     let text = String::from_utf8(wire.to_vec()).unwrap();
     assert!(text.starts_with("GET /chat?x=1&y=2 HTTP/1.1\r\n"), "{text}");
     for line in [
-        "host: example.com\r\n",
-        "upgrade: websocket\r\n",
-        "connection: Upgrade\r\n",
-        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
-        "sec-websocket-version: 13\r\n",
-        "origin: http://example.com\r\n",
-        "sec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n",
-        "cookie: a=b\r\n",
+        "Host: example.com\r\n",
+        "Upgrade: websocket\r\n",
+        "Connection: Upgrade\r\n",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        "Sec-WebSocket-Version: 13\r\n",
+        "Origin: http://example.com\r\n",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        "Cookie: a=b\r\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in {text}");
     }
-    assert!(
-        !text.contains("sec-websocket-protocol"),
-        "nothing offered, no header"
-    );
+    assert!(!text.contains("Sec-WebSocket-Protocol"), "nothing offered, no header");
     // and our own server accepts it
     let parsed = parse_request(&wire, &Limits::default()).unwrap().unwrap();
     assert!(Upgrade::from_request(&parsed.value).is_ok());
@@ -493,26 +411,11 @@ fn client_urls() {
             hs.request().uri().to_string(),
         )
     };
-    assert_eq!(
-        host("ws://a.example"),
-        ("a.example".into(), 80, false, "/".into())
-    );
-    assert_eq!(
-        host("wss://a.example/x"),
-        ("a.example".into(), 443, true, "/x".into())
-    );
-    assert_eq!(
-        host("ws://a.example:443/"),
-        ("a.example:443".into(), 443, false, "/".into())
-    );
-    assert_eq!(
-        host("wss://a.example:80"),
-        ("a.example:80".into(), 80, true, "/".into())
-    );
-    assert_eq!(
-        host("WS://[::1]:9001/p?q"),
-        ("[::1]:9001".into(), 9001, false, "/p?q".into())
-    );
+    assert_eq!(host("ws://a.example"), ("a.example".into(), 80, false, "/".into()));
+    assert_eq!(host("wss://a.example/x"), ("a.example".into(), 443, true, "/x".into()));
+    assert_eq!(host("ws://a.example:443/"), ("a.example:443".into(), 443, false, "/".into()));
+    assert_eq!(host("wss://a.example:80"), ("a.example:80".into(), 80, true, "/".into()));
+    assert_eq!(host("WS://[::1]:9001/p?q"), ("[::1]:9001".into(), 9001, false, "/p?q".into()));
     for bad in [
         "http://a.example/",
         "ws://a.example/#frag",
@@ -521,34 +424,19 @@ fn client_urls() {
         "a.example",
     ] {
         assert!(
-            matches!(
-                ClientRequest::new(bad).build(key),
-                Err(UsageError::InvalidUrl(_))
-            ),
+            matches!(ClientRequest::new(bad).build(key), Err(UsageError::InvalidUrl(_))),
             "{bad}"
         );
     }
-    assert!(ClientRequest::new("ws://a")
-        .subprotocols(["a b"])
-        .build(key)
-        .is_err());
-    assert!(ClientRequest::new("ws://a")
-        .header("Bad Name", "x")
-        .build(key)
-        .is_err());
+    assert!(ClientRequest::new("ws://a").subprotocols(["a b"]).build(key).is_err());
+    assert!(ClientRequest::new("ws://a").header("Bad Name", "x").build(key).is_err());
 }
 
 #[test]
 fn client_accepts_the_rfc_response() {
-    assert_eq!(
-        client_result(GOOD_RESPONSE).unwrap().subprotocol(),
-        Some("chat")
-    );
+    assert_eq!(client_result(GOOD_RESPONSE).unwrap().subprotocol(), Some("chat"));
     let jetty_case = GOOD_RESPONSE.replace("Upgrade: websocket", "Upgrade: WebSocket");
-    assert!(
-        client_result(&jetty_case).is_ok(),
-        "the token is case-insensitive"
-    );
+    assert!(client_result(&jetty_case).is_ok(), "the token is case-insensitive");
 }
 
 /// §4.1 item 1: a status other than 101 is an error carrying status, headers and body start.
@@ -556,11 +444,7 @@ fn client_accepts_the_rfc_response() {
 fn client_non_101_keeps_status_headers_and_body() {
     let refusal = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\norigin not allowed\n";
     match client_result(refusal).unwrap_err() {
-        HandshakeError::Status {
-            status,
-            headers,
-            body,
-        } => {
+        HandshakeError::Status { status, headers, body } => {
             assert_eq!(status, StatusCode::FORBIDDEN);
             assert_eq!(headers["content-type"], "text/plain");
             assert_eq!(body, Bytes::from_static(b"origin not allowed\n"));
@@ -594,22 +478,12 @@ fn client_rejects_bad_responses() {
     for (from, to) in cases {
         let response = GOOD_RESPONSE.replace(from, to);
         let err = client_result(&response).unwrap_err();
-        assert_eq!(
-            err.status(),
-            None,
-            "{to:?}: client-side errors close, they send no status"
-        );
-        assert!(
-            matches!(err, HandshakeError::InvalidResponse(_)),
-            "{to:?}: {err:?}"
-        );
+        assert_eq!(err.status(), None, "{to:?}: client-side errors close, they send no status");
+        assert!(matches!(err, HandshakeError::InvalidResponse(_)), "{to:?}: {err:?}");
     }
     let wrong_accept =
         GOOD_RESPONSE.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "x3JJHMbDL1EzLkh9GBhXDw==");
-    assert_eq!(
-        client_result(&wrong_accept).unwrap_err(),
-        HandshakeError::AcceptMismatch
-    );
+    assert_eq!(client_result(&wrong_accept).unwrap_err(), HandshakeError::AcceptMismatch);
 }
 
 /// A subprotocol header when none was offered is an error.
@@ -618,15 +492,10 @@ fn client_rejects_a_subprotocol_it_did_not_offer() {
     let hs = ClientRequest::new("ws://server.example.com/chat")
         .build(Key::from_bytes(*b"the sample nonce"))
         .unwrap();
-    let err = hs
-        .read_response(GOOD_RESPONSE.as_bytes(), &Limits::default())
-        .unwrap_err();
+    let err = hs.read_response(GOOD_RESPONSE.as_bytes(), &Limits::default()).unwrap_err();
     assert!(err.to_string().contains("not offered"), "{err}");
     let without = GOOD_RESPONSE.replace("Sec-WebSocket-Protocol: chat\r\n", "");
-    let done = hs
-        .read_response(without.as_bytes(), &Limits::default())
-        .unwrap()
-        .unwrap();
+    let done = hs.read_response(without.as_bytes(), &Limits::default()).unwrap().unwrap();
     assert_eq!(done.value.negotiated.subprotocol(), None);
 }
 

@@ -67,11 +67,7 @@ fn server() -> Connection {
 }
 
 fn client() -> Connection {
-    Connection::new(
-        Role::Client,
-        &Negotiated::default(),
-        Config::default().rng_seed([1; 32]),
-    )
+    Connection::new(Role::Client, &Negotiated::default(), Config::default().rng_seed([1; 32]))
 }
 
 fn transmitted(conn: &mut Connection) -> Vec<u8> {
@@ -130,18 +126,10 @@ fn queued_close_code(conn: &mut Connection) -> Option<u16> {
 fn text_and_binary_both_ways() {
     let mut pair = Pair::new();
     for role in [Role::Client, Role::Server] {
-        let other = if role == Role::Client {
-            Role::Server
-        } else {
-            Role::Client
-        };
+        let other = if role == Role::Client { Role::Server } else { Role::Client };
         pair.endpoint(role).send(Message::text("héllo")).unwrap();
-        pair.endpoint(role)
-            .send(Message::binary(vec![0u8, 1, 2]))
-            .unwrap();
-        pair.endpoint(role)
-            .send(Message::binary(vec![9u8; 70_000]))
-            .unwrap();
+        pair.endpoint(role).send(Message::binary(vec![0u8, 1, 2])).unwrap();
+        pair.endpoint(role).send(Message::binary(vec![9u8; 70_000])).unwrap();
         pair.transfer(role);
         let got = pair.drain(other);
         assert_eq!(
@@ -165,11 +153,7 @@ fn client_masks_and_server_does_not() {
     assert_eq!(wire.len(), 14);
     assert_eq!(wire[1] & 0x80, 0x80);
     assert_eq!(wire[8] & 0x80, 0x80);
-    assert_ne!(
-        wire[2..6],
-        wire[9..13],
-        "each frame has its own masking key"
-    );
+    assert_ne!(wire[2..6], wire[9..13], "each frame has its own masking key");
     let mut s = server();
     s.send(Message::text("a")).unwrap();
     assert_eq!(transmitted(&mut s), [0x81, 0x01, b'a']);
@@ -205,11 +189,7 @@ fn reserved_bits_and_opcodes_are_1002() {
         let mut s = server();
         s.receive(&masked(first, b""));
         let err = s.next_message().unwrap_err();
-        assert_eq!(
-            err.close_code(),
-            CloseCode::PROTOCOL_ERROR,
-            "first byte {first:#x}"
-        );
+        assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR, "first byte {first:#x}");
         assert_eq!(queued_close_code(&mut s), Some(1002));
     }
 }
@@ -219,10 +199,7 @@ fn reserved_bits_and_opcodes_are_1002() {
 fn bad_control_frames_are_1002() {
     let mut s = server();
     s.receive(&masked(0x89, &[0; 126]));
-    assert_eq!(
-        s.next_message(),
-        Err(ProtocolError::ControlFrameTooLong(126))
-    );
+    assert_eq!(s.next_message(), Err(ProtocolError::ControlFrameTooLong(126)));
     let mut s = server();
     s.receive(&masked(0x09, b"x"));
     assert_eq!(s.next_message(), Err(ProtocolError::FragmentedControlFrame));
@@ -238,15 +215,8 @@ fn fragments_with_a_ping_between() {
     s.receive(&masked(0x01, b"Hel"));
     s.receive(&masked(0x89, b"p"));
     s.receive(&masked(0x80, b"lo"));
-    assert_eq!(
-        s.next_message(),
-        Ok(Some(Message::Ping(Bytes::from_static(b"p"))))
-    );
-    assert_eq!(
-        transmitted(&mut s),
-        [0x8a, 0x01, b'p'],
-        "the pong is queued at once"
-    );
+    assert_eq!(s.next_message(), Ok(Some(Message::Ping(Bytes::from_static(b"p")))));
+    assert_eq!(transmitted(&mut s), [0x8a, 0x01, b'p'], "the pong is queued at once");
     assert_eq!(s.next_message(), Ok(Some(Message::text("Hello"))));
 }
 
@@ -269,26 +239,15 @@ fn fragmentation_errors_are_1002() {
 fn fragmented_sending() {
     let mut pair = Pair::new();
     let c = &mut pair.client;
-    assert!(c
-        .send_fragment(OpCode::Continuation, Bytes::new(), true)
-        .is_err());
-    c.send_fragment(OpCode::Binary, Bytes::from_static(b"ab"), false)
-        .unwrap();
-    assert!(
-        c.send(Message::binary(vec![1u8])).is_err(),
-        "no data message inside a fragmented one"
-    );
+    assert!(c.send_fragment(OpCode::Continuation, Bytes::new(), true).is_err());
+    c.send_fragment(OpCode::Binary, Bytes::from_static(b"ab"), false).unwrap();
+    assert!(c.send(Message::binary(vec![1u8])).is_err(), "no data message inside a fragmented one");
     c.send(Message::Ping(Bytes::new())).unwrap();
-    c.send_fragment(OpCode::Continuation, Bytes::from_static(b"cd"), true)
-        .unwrap();
+    c.send_fragment(OpCode::Continuation, Bytes::from_static(b"cd"), true).unwrap();
     // text fragments must add up to UTF-8, split code points included
-    c.send_fragment(OpCode::Text, Bytes::from_static(b"\xc3"), false)
-        .unwrap();
-    c.send_fragment(OpCode::Continuation, Bytes::from_static(b"\xa9"), true)
-        .unwrap();
-    assert!(c
-        .send_fragment(OpCode::Text, Bytes::from_static(b"\xff"), true)
-        .is_err());
+    c.send_fragment(OpCode::Text, Bytes::from_static(b"\xc3"), false).unwrap();
+    c.send_fragment(OpCode::Continuation, Bytes::from_static(b"\xa9"), true).unwrap();
+    assert!(c.send_fragment(OpCode::Text, Bytes::from_static(b"\xff"), true).is_err());
     pair.transfer(Role::Client);
     assert_eq!(
         pair.drain(Role::Server),
@@ -311,11 +270,7 @@ fn invalid_utf8_fails_fast_mid_frame() {
     let bad_at = 6 + text.iter().position(|&b| b == 0xff).unwrap() + 1;
     let rest = frame.split_off(bad_at);
     s.receive(&frame);
-    assert_eq!(
-        s.next_message(),
-        Err(ProtocolError::InvalidUtf8),
-        "fails before the frame ends"
-    );
+    assert_eq!(s.next_message(), Err(ProtocolError::InvalidUtf8), "fails before the frame ends");
     assert_eq!(queued_close_code(&mut s), Some(1007));
     s.receive(&rest);
     assert_eq!(s.next_message(), Ok(None), "nothing after the failure");
@@ -353,13 +308,7 @@ fn oversized_frame_is_1009_at_the_header() {
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
     s.receive(&header);
-    assert_eq!(
-        s.next_message(),
-        Err(ProtocolError::FrameTooBig {
-            size: 1 << 40,
-            max: 1024
-        })
-    );
+    assert_eq!(s.next_message(), Err(ProtocolError::FrameTooBig { size: 1 << 40, max: 1024 }));
     assert_eq!(queued_close_code(&mut s), Some(1009));
 }
 
@@ -367,20 +316,11 @@ fn oversized_frame_is_1009_at_the_header() {
 #[test]
 fn oversized_message_is_1009() {
     let limits = Limits::default().max_message_size(100);
-    let mut s = Connection::new(
-        Role::Server,
-        &Negotiated::default(),
-        Config::default().limits(limits),
-    );
+    let mut s =
+        Connection::new(Role::Server, &Negotiated::default(), Config::default().limits(limits));
     s.receive(&masked(0x02, &[0; 60]));
     s.receive(&masked(0x80, &[0; 60]));
-    assert_eq!(
-        s.next_message(),
-        Err(ProtocolError::MessageTooBig {
-            size: 120,
-            max: 100
-        })
-    );
+    assert_eq!(s.next_message(), Err(ProtocolError::MessageTooBig { size: 120, max: 100 }));
     assert_eq!(queued_close_code(&mut s), Some(1009));
 }
 
@@ -390,9 +330,7 @@ fn oversized_message_is_1009() {
 #[test]
 fn ping_is_answered_by_the_core() {
     let mut pair = Pair::new();
-    pair.client
-        .send(Message::Ping(Bytes::from_static(b"are you there")))
-        .unwrap();
+    pair.client.send(Message::Ping(Bytes::from_static(b"are you there"))).unwrap();
     pair.transfer(Role::Client);
     assert_eq!(
         pair.drain(Role::Server),
@@ -412,64 +350,35 @@ fn ping_is_answered_by_the_core() {
 #[test]
 fn closing_handshake_started_by_the_client() {
     let mut pair = Pair::new();
-    pair.client
-        .send(Message::close(CloseCode::NORMAL, "done"))
-        .unwrap();
+    pair.client.send(Message::close(CloseCode::NORMAL, "done")).unwrap();
     assert_eq!(pair.client.close_state(), CloseState::CloseSent);
-    assert_eq!(
-        pair.client.send(Message::text("late")),
-        Err(UsageError::Closed)
-    );
+    assert_eq!(pair.client.send(Message::text("late")), Err(UsageError::Closed));
     pair.transfer(Role::Client);
-    assert_eq!(
-        pair.drain(Role::Server),
-        vec![Ok(Message::close(CloseCode::NORMAL, "done"))]
-    );
+    assert_eq!(pair.drain(Role::Server), vec![Ok(Message::close(CloseCode::NORMAL, "done"))]);
     assert!(pair.server.is_closed());
-    assert!(
-        !pair.server.should_close_tcp(),
-        "the echo is not written yet"
-    );
+    assert!(!pair.server.should_close_tcp(), "the echo is not written yet");
     let echo = pair.transfer(Role::Server);
     assert_eq!(echo, [0x88, 0x02, 0x03, 0xe8], "the code is echoed");
-    assert!(
-        pair.server.should_close_tcp(),
-        "the server closes TCP first"
-    );
-    assert_eq!(
-        pair.drain(Role::Client),
-        vec![Ok(Message::close(CloseCode::NORMAL, ""))]
-    );
+    assert!(pair.server.should_close_tcp(), "the server closes TCP first");
+    assert_eq!(pair.drain(Role::Client), vec![Ok(Message::close(CloseCode::NORMAL, ""))]);
     assert!(pair.client.is_closed());
-    assert!(
-        !pair.client.should_close_tcp(),
-        "the client waits for the server's FIN"
-    );
+    assert!(!pair.client.should_close_tcp(), "the client waits for the server's FIN");
     pair.client.receive_eof();
-    assert_eq!(
-        pair.client.next_message(),
-        Ok(None),
-        "EOF after the handshake is clean"
-    );
+    assert_eq!(pair.client.next_message(), Ok(None), "EOF after the handshake is clean");
     assert!(pair.client.should_close_tcp());
 }
 
 #[test]
 fn closing_handshake_started_by_the_server() {
     let mut pair = Pair::new();
-    pair.server
-        .send(Message::close(CloseCode::GOING_AWAY, "restart"))
-        .unwrap();
+    pair.server.send(Message::close(CloseCode::GOING_AWAY, "restart")).unwrap();
     pair.transfer(Role::Server);
     assert_eq!(
         pair.drain(Role::Client),
         vec![Ok(Message::close(CloseCode::GOING_AWAY, "restart"))]
     );
     pair.transfer(Role::Client);
-    assert_eq!(
-        pair.drain(Role::Server),
-        vec![Ok(Message::close(CloseCode::GOING_AWAY, ""))]
-    );
+    assert_eq!(pair.drain(Role::Server), vec![Ok(Message::close(CloseCode::GOING_AWAY, ""))]);
     assert!(pair.server.should_close_tcp());
 }
 
@@ -478,14 +387,9 @@ fn closing_handshake_started_by_the_server() {
 fn messages_still_arrive_while_closing() {
     let mut pair = Pair::new();
     pair.server.send(Message::text("in flight")).unwrap();
-    pair.client
-        .send(Message::close(CloseCode::NORMAL, ""))
-        .unwrap();
+    pair.client.send(Message::close(CloseCode::NORMAL, "")).unwrap();
     pair.transfer(Role::Server);
-    assert_eq!(
-        pair.drain(Role::Client),
-        vec![Ok(Message::text("in flight"))]
-    );
+    assert_eq!(pair.drain(Role::Client), vec![Ok(Message::text("in flight"))]);
 }
 
 /// A Close without a code is reported as `Close(None)` (1005) and echoed without a code.
@@ -505,10 +409,7 @@ fn data_after_close_is_ignored() {
     wire.extend_from_slice(&masked(0x81, b"after"));
     s.receive(&wire);
     s.receive(&masked(0x81, b"later"));
-    assert_eq!(
-        s.next_message(),
-        Ok(Some(Message::close(CloseCode::NORMAL, "")))
-    );
+    assert_eq!(s.next_message(), Ok(Some(Message::close(CloseCode::NORMAL, ""))));
     assert_eq!(s.next_message(), Ok(None));
 }
 
@@ -519,27 +420,17 @@ fn close_codes_table() {
         1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000,
         4999,
     ];
-    let invalid = [
-        0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-    ];
+    let invalid = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535];
     for code in valid {
         let mut s = server();
         s.receive(&masked(0x88, &u16::to_be_bytes(code)));
-        assert_eq!(
-            s.next_message(),
-            Ok(Some(Message::close(code.into(), ""))),
-            "{code}"
-        );
+        assert_eq!(s.next_message(), Ok(Some(Message::close(code.into(), ""))), "{code}");
         assert_eq!(queued_close_code(&mut s), Some(code), "{code} echoed");
     }
     for code in invalid {
         let mut s = server();
         s.receive(&masked(0x88, &u16::to_be_bytes(code)));
-        assert_eq!(
-            s.next_message(),
-            Err(ProtocolError::InvalidCloseCode(code)),
-            "{code}"
-        );
+        assert_eq!(s.next_message(), Err(ProtocolError::InvalidCloseCode(code)), "{code}");
         assert_eq!(queued_close_code(&mut s), Some(1002));
     }
 }
@@ -573,13 +464,8 @@ fn sending_invalid_closes_is_refused() {
         s.send(Message::close(CloseCode::NORMAL, long)),
         Err(UsageError::ControlTooLong(126))
     );
-    assert_eq!(
-        s.close_state(),
-        CloseState::Open,
-        "a refused call changes nothing"
-    );
-    s.send(Message::close(CloseCode::NORMAL, "x".repeat(123)))
-        .unwrap();
+    assert_eq!(s.close_state(), CloseState::Open, "a refused call changes nothing");
+    s.send(Message::close(CloseCode::NORMAL, "x".repeat(123))).unwrap();
     assert_eq!(s.send(Message::Close(None)), Err(UsageError::Closed));
 }
 
@@ -589,20 +475,12 @@ fn vanished_peer_is_1006() {
     let mut s = server();
     s.receive(&masked(0x81, b"last words"));
     s.receive_eof();
-    assert_eq!(
-        s.next_message(),
-        Ok(Some(Message::text("last words"))),
-        "bytes before EOF count"
-    );
+    assert_eq!(s.next_message(), Ok(Some(Message::text("last words"))), "bytes before EOF count");
     let err = s.next_message().unwrap_err();
     assert_eq!(err, ProtocolError::UnexpectedEof);
     assert_eq!(err.close_code(), CloseCode::ABNORMAL);
     assert!(s.is_closed() && s.should_close_tcp());
-    assert_eq!(
-        transmitted(&mut s),
-        [],
-        "nothing is sent to a vanished peer"
-    );
+    assert_eq!(transmitted(&mut s), [], "nothing is sent to a vanished peer");
 }
 
 #[test]

@@ -1,0 +1,39 @@
+//! The frame decoder, message assembler and close state machine, for both roles: any bytes in
+//! any chunks. Nothing may panic, and no message may exceed the configured limit.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wsx_proto::{Config, Connection, Limits, Message, Negotiated, Role};
+
+const MAX: usize = 4096;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, data)) = data.split_first() else { return };
+    let role = if control & 1 == 0 { Role::Server } else { Role::Client };
+    let chunk = usize::from(control >> 1) + 1;
+    let config =
+        Config::default().limits(Limits::default().max_message_size(MAX)).rng_seed([0; 32]);
+    let mut conn = Connection::new(role, &Negotiated::default(), config);
+    for piece in data.chunks(chunk) {
+        conn.receive(piece);
+        loop {
+            match conn.next_message() {
+                Ok(Some(message)) => {
+                    assert!(message.len() <= MAX);
+                    if let Message::Text(t) = &message {
+                        assert!(std::str::from_utf8(t.as_bytes()).is_ok());
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    assert!(conn.is_closed());
+                    break;
+                }
+            }
+        }
+        while conn.next_transmit().is_some() {}
+    }
+    conn.receive_eof();
+    while let Ok(Some(_)) = conn.next_message() {}
+    assert!(conn.is_closed());
+});

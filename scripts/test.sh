@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every test of the project, in the order a failure is cheapest to read:
+# format, lints, unit + integration + doc tests, docs, benches compile, fuzz smoke runs.
+# Usage: scripts/test.sh            (FUZZ_SECONDS=N to fuzz each target longer; default 20)
+# Under CI=true nothing may be skipped: a missing tool is a failure, not a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+missing() {
+  if [ "${CI:-}" = "true" ]; then
+    echo "error: $1 is not installed; .ci/run installs it (CI may not skip a suite)" >&2
+    exit 1
+  fi
+  echo "SKIPPED: $1 is not installed ($2)" >&2
+}
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "benches compile"
+cargo bench --workspace --no-run --quiet
+
+step "fuzz targets"
+if cargo fuzz --version >/dev/null 2>&1; then
+  # Stable toolchain: RUSTC_BOOTSTRAP lets it accept the sanitizer flags cargo-fuzz passes.
+  export RUSTC_BOOTSTRAP=1
+  (cd fuzz && cargo clippy --quiet -- -D warnings)
+  for target in $(cd fuzz && cargo fuzz list); do
+    echo "fuzzing $target for ${FUZZ_SECONDS:-20}s"
+    # -rss_limit_mb/-malloc_limit_mb: any allocation beyond the configured limits is a failure.
+    # A corpus under fuzz/target/ (seeded from fuzz/seeds/), so runs do not dirty the tree.
+    mkdir -p "fuzz/target/corpus/$target"
+    log="fuzz/target/$target.log"
+    if ! (cd fuzz && cargo fuzz run "$target" "target/corpus/$target" "seeds/$target" -- \
+      -dict=http.dict -max_total_time="${FUZZ_SECONDS:-20}" \
+      -rss_limit_mb=1024 -malloc_limit_mb=64 -timeout=5) >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "error: fuzz target $target failed (log: $log; the crashing input is in fuzz/artifacts/$target/)" >&2
+      exit 1
+    fi
+    grep -E '^Done' "$log"
+  done
+else
+  missing cargo-fuzz "cargo install cargo-fuzz --locked"
+fi
+
+step "all tests passed"
