@@ -20,16 +20,16 @@ cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo test"
-cargo test --workspace
+cargo test --workspace --all-features
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "benches compile"
-cargo bench --workspace --no-run --quiet
+cargo bench --workspace --all-features --no-run --quiet
 
 step "fuzz targets"
 if cargo fuzz --version >/dev/null 2>&1; then

@@ -1,0 +1,34 @@
+//! An echo server: every text and binary message goes back unchanged.
+//!
+//! `cargo run -p wsx --example echo_server -- 127.0.0.1:9001`
+
+use wsx::{Acceptor, Config, Limits, Message};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("echo server on ws://{}", listener.local_addr()?);
+    let config = Config::default().limits(Limits::default().max_message_size(64 << 20));
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let acceptor = Acceptor::new().config(config.clone());
+        tokio::spawn(async move {
+            let mut ws = match acceptor.accept(tcp).await {
+                Ok(ws) => ws,
+                Err(e) => return eprintln!("{peer}: {e}"),
+            };
+            while let Some(message) = ws.recv().await {
+                match message {
+                    Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                        if let Err(e) = ws.send(m).await {
+                            return eprintln!("{peer}: {e}");
+                        }
+                    }
+                    Ok(_) => {} // pings are answered by the library
+                    Err(e) => return eprintln!("{peer}: {e}"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,116 @@
+//! [`Config`]: the core's limits plus what needs a clock or a socket.
+
+use std::time::Duration;
+
+use wsx_proto::Limits;
+
+/// Configuration of a WebSocket connection in the tokio layer, with safe defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsx::{Config, Limits};
+/// let config = Config::default()
+///     .limits(Limits::default().max_message_size(1 << 20))
+///     .keepalive(Some(Duration::from_secs(30)))
+///     .handshake_timeout(Duration::from_secs(5));
+/// assert_eq!(config.keepalive_interval(), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) core: wsx_proto::Config,
+    pub(crate) limits: Limits,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) keepalive_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            core: wsx_proto::Config::default(),
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            keepalive: None,
+            keepalive_timeout: Duration::from_secs(20),
+            idle_timeout: None,
+            write_buffer: 128 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Frame, message and handshake size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self.core = self.core.limits(limits);
+        self
+    }
+
+    /// The opening handshake must complete within this time (default 10 s): a client that sends
+    /// half a request and stalls is dropped.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// DNS, TCP, proxy tunnel and TLS must complete within this time (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's Close frame, and for a server to close TCP, after we
+    /// sent ours (default 5 s); then the connection is dropped.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Send a ping after this long without receiving anything (default: off). A peer that then
+    /// sends nothing for [`keepalive_timeout`](Self::keepalive_timeout) is closed with 1011.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// How long a keepalive ping may go unanswered (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Close with 1001 after this long without receiving anything (default: off).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Outgoing bytes buffered before [`send`](crate::WebSocket::send) waits for the socket
+    /// (default 128 KiB). Messages queued with `feed` leave in one write.
+    pub fn write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes;
+        self
+    }
+
+    /// Seed the masking-key generator (tests only: predictable keys).
+    pub fn rng_seed(mut self, seed: [u8; 32]) -> Self {
+        self.core = self.core.rng_seed(seed);
+        self
+    }
+
+    /// The configured keepalive interval.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.keepalive
+    }
+
+    /// The configured limits.
+    pub fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+}

@@ -1,0 +1,86 @@
+//! hyper 1.x integration (feature `hyper`): upgrade a request that hyper (or axum) parsed, so one
+//! port serves plain HTTP and WebSocket.
+
+use std::future::Future;
+
+use hyper_util::rt::TokioIo;
+use wsx_proto::{Accept, HandshakeError, Role, Upgrade};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::websocket::WebSocket;
+
+/// The WebSocket a hyper upgrade yields.
+pub type HyperWebSocket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Whether `request` asks for a WebSocket upgrade (an `Upgrade: websocket` header).
+pub fn is_upgrade_request<B>(request: &http::Request<B>) -> bool {
+    request
+        .headers()
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Checks `request` as an upgrade and lets `decide` answer it. On success, returns the `101`
+/// response to give hyper and a future that resolves to the WebSocket once hyper has sent the
+/// response (spawn it). On failure, answer with
+/// [`HandshakeError::to_response`].
+///
+/// ```no_run
+/// use http_body_util::Full;
+/// use bytes::Bytes;
+/// async fn handle(mut req: http::Request<hyper::body::Incoming>)
+///     -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+///     if !wsx::hyper::is_upgrade_request(&req) {
+///         return Ok(http::Response::new(Full::from("hello over plain HTTP\n")));
+///     }
+///     match wsx::hyper::upgrade(&mut req, wsx::Config::default(), |_, _| Ok(wsx::Accept::new())) {
+///         Ok((response, websocket)) => {
+///             tokio::spawn(async move {
+///                 let Ok(mut ws) = websocket.await else { return };
+///                 while let Some(Ok(m)) = ws.recv().await {
+///                     if !m.is_control() && ws.send(m).await.is_err() { break }
+///                 }
+///             });
+///             Ok(response)
+///         }
+///         Err(refusal) => {
+///             let r = refusal.to_response().expect("request errors have a status");
+///             Ok(r.map(Full::from))
+///         }
+///     }
+/// }
+/// ```
+pub fn upgrade<B, R, F>(
+    request: &mut http::Request<B>,
+    config: Config,
+    decide: F,
+) -> Result<
+    (http::Response<R>, impl Future<Output = Result<HyperWebSocket, Error>> + Send + 'static),
+    HandshakeError,
+>
+where
+    R: Default,
+    F: FnOnce(&http::Request<()>, &Upgrade) -> Result<Accept, HandshakeError>,
+{
+    let mut head = http::Request::new(());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = request.uri().clone();
+    *head.version_mut() = request.version();
+    *head.headers_mut() = request.headers().clone();
+    let upgrade = Upgrade::from_request(&head)?;
+    let accept = decide(&head, &upgrade)?;
+    let (response, negotiated) = upgrade.accept(accept).map_err(|e| HandshakeError::Rejected {
+        status: http::StatusCode::INTERNAL_SERVER_ERROR,
+        reason: e.to_string(),
+    })?;
+    let on_upgrade = hyper::upgrade::on(request);
+    let websocket = async move {
+        let upgraded = on_upgrade.await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        Ok(WebSocket::from_raw(TokioIo::new(upgraded), Role::Server, negotiated, config))
+    };
+    let (parts, ()) = response.into_parts();
+    Ok((http::Response::from_parts(parts, R::default()), websocket))
+}

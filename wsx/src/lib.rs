@@ -1,0 +1,61 @@
+//! WebSocket client and server over tokio: a thin I/O layer over the sans-IO core
+//! [`wsx_proto`]. Nothing protocol-specific is written here.
+//!
+//! - Client: [`connect`] or a configured [`Connector`] (subprotocols, headers, Origin,
+//!   timeouts, limits, proxies, TLS). `wss://` uses rustls.
+//! - Server: [`accept`] or an [`Acceptor`] on any `AsyncRead + AsyncWrite` stream, with a
+//!   callback that sees the request; [`hyper`] (feature `hyper`) upgrades hyper/axum requests.
+//! - [`WebSocket`]: `recv`/`send`/`close`, `Stream` + `Sink`, [`split`](WebSocket::split).
+//!
+//! ```no_run
+//! use wsx::Message;
+//! # async fn run() -> Result<(), wsx::Error> {
+//! // an echo server
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! tokio::spawn(async move {
+//!     while let Ok((tcp, _)) = listener.accept().await {
+//!         tokio::spawn(async move {
+//!             let mut ws = wsx::accept(tcp).await?;
+//!             while let Some(message) = ws.recv().await {
+//!                 match message? {
+//!                     m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
+//!                     _ => {}
+//!                 }
+//!             }
+//!             Ok::<_, wsx::Error>(())
+//!         });
+//!     }
+//! });
+//! // a client
+//! let (mut ws, _) = wsx::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(Message::text("hello")).await?;
+//! assert_eq!(ws.recv().await.unwrap()?, Message::text("hello"));
+//! ws.close(wsx::CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod accept;
+mod config;
+mod connect;
+mod error;
+mod proxy;
+mod split;
+mod websocket;
+
+#[cfg(feature = "hyper")]
+pub mod hyper;
+#[cfg(feature = "rustls")]
+pub mod tls;
+
+pub use crate::accept::{accept, Acceptor};
+pub use crate::config::Config;
+pub use crate::connect::{connect, ClientStream, Connector};
+pub use crate::error::{Error, Timeout};
+pub use crate::proxy::Proxy;
+pub use crate::split::{ReadHalf, WriteHalf};
+pub use crate::websocket::WebSocket;
+pub use wsx_proto::{
+    Accept, CloseCode, CloseFrame, CloseState, HandshakeError, Limits, Message, Negotiated, OpCode,
+    ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
+};

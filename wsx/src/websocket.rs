@@ -1,0 +1,464 @@
+//! [`WebSocket`]: the only I/O pump. It moves bytes between the socket and the sans-IO
+//! [`Connection`], and owns what needs a clock: keepalive, idle and close timeouts.
+//!
+//! One poll does, until nothing makes progress: hand a decoded message to the caller; write what
+//! the core queued (pongs, close echoes, sent messages: many frames in one vectored write); close
+//! TCP when the core says it is this side's turn; read more bytes.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use wsx_proto::{
+    CloseCode, CloseFrame, CloseState, Connection, Message, Negotiated, ProtocolError, Role,
+    UsageError,
+};
+
+use crate::config::Config;
+use crate::error::{Error, Timeout};
+
+/// Bytes read per `poll_read`. The buffer lives on the stack: an idle connection holds none.
+const READ_CHUNK: usize = 16 * 1024;
+/// At most this many chunks go into one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// A WebSocket connection over a stream `S` (TCP, TLS, a hyper upgrade, an in-memory duplex).
+///
+/// Read with [`recv`](Self::recv) or as a [`Stream`]; write with [`send`](Self::send) or as a
+/// [`Sink`] (`feed` several messages, then `flush`, for one write). Pings are answered on their
+/// own while the connection is read.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsx::Error> {
+/// let (mut ws, _response) = wsx::connect("ws://127.0.0.1:8080/echo").await?;
+/// ws.send(wsx::Message::text("hello")).await?;
+/// while let Some(message) = ws.recv().await {
+///     println!("{:?}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    negotiated: Negotiated,
+    config: Config,
+    /// Chunks taken from the core, not yet fully written.
+    out: VecDeque<Bytes>,
+    /// The one timer: keepalive, idle or close deadline, whichever comes first.
+    timer: Option<Pin<Box<Sleep>>>,
+    last_received: Instant,
+    ping_sent: bool,
+    /// Set once we sent Close (or the core did): the peer must answer before this instant.
+    close_deadline: Option<Instant>,
+    /// An error to report on the next poll (set by timers).
+    pending_error: Option<Error>,
+    /// The stream has ended; every poll returns `None`.
+    finished: bool,
+}
+
+impl<S> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// A WebSocket over a stream whose opening handshake is already done, for example a hyper
+    /// upgrade. `negotiated` is what the handshake agreed on.
+    pub fn from_raw(io: S, role: Role, negotiated: Negotiated, config: Config) -> Self {
+        Self::from_parts(io, role, negotiated, config, &[])
+    }
+
+    /// Like [`from_raw`](Self::from_raw), with bytes that were read after the handshake head.
+    pub(crate) fn from_parts(
+        io: S,
+        role: Role,
+        negotiated: Negotiated,
+        config: Config,
+        leftover: &[u8],
+    ) -> Self {
+        let mut conn = Connection::new(role, &negotiated, config.core.clone());
+        conn.receive(leftover);
+        Self {
+            io,
+            conn,
+            negotiated,
+            config,
+            out: VecDeque::new(),
+            timer: None,
+            last_received: Instant::now(),
+            ping_sent: false,
+            close_deadline: None,
+            pending_error: None,
+            finished: false,
+        }
+    }
+
+    /// Which side this is.
+    pub fn role(&self) -> Role {
+        self.conn.role()
+    }
+
+    /// The subprotocol agreed on in the handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.negotiated.subprotocol()
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.conn.close_state()
+    }
+
+    /// The Close frame the peer sent, once it arrived (`Some(None)`: without a code, 1005).
+    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
+        self.conn.peer_close()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Sends a message and writes it out. Waits while the socket does not take the bytes.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        self.start_send_inner(message)?;
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Queues a message without writing it; [`flush`](Self::flush) writes everything queued in
+    /// as few writes as possible. Waits first if the write buffer is full.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        self.start_send_inner(message)
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Sends one fragment of a message sent in pieces (see
+    /// [`Connection::send_fragment`](wsx_proto::Connection::send_fragment)).
+    pub async fn send_fragment(
+        &mut self,
+        opcode: wsx_proto::OpCode,
+        payload: Bytes,
+        fin: bool,
+    ) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        self.conn.send_fragment(opcode, payload, fin)?;
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// The next message; `None` once the connection has ended.
+    ///
+    /// A received `Close` has already been answered. After an `Err` the connection is over.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        std::future::poll_fn(|cx| self.poll_next_inner(cx)).await
+    }
+
+    /// Closes the connection: sends Close with `code` and `reason`, waits for the peer's Close
+    /// (up to the close timeout, discarding messages that still arrive), then closes TCP as
+    /// RFC 6455 §7.1.1 says (the server first; a client waits for it, within the timeout).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let frame = CloseFrame { code, reason: reason.to_string().into() };
+        match self.conn.send(Message::Close(Some(frame))) {
+            Ok(()) | Err(UsageError::Closed) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.arm_close_deadline();
+        while let Some(item) = self.recv().await {
+            match item {
+                Ok(_) => {}
+                Err(Error::Protocol(ProtocolError::UnexpectedEof)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn arm_close_deadline(&mut self) {
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(Instant::now() + self.config.close_timeout);
+            self.timer = None; // re-armed for the earlier deadline on the next poll
+        }
+    }
+
+    pub(crate) fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.finished || self.conn.close_state() != CloseState::Open {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        while self.buffered() >= self.config.write_buffer {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
+        if self.finished {
+            return Err(Error::Closed);
+        }
+        let closing = matches!(message, Message::Close(_));
+        self.conn.send(message)?;
+        if closing {
+            self.arm_close_deadline();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx).map_err(Error::Io)
+    }
+
+    /// Sink close: start the closing handshake (1000) if nobody did, then drive the connection
+    /// until it has ended.
+    pub(crate) fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.conn.close_state() == CloseState::Open {
+            self.start_send_inner(Message::close(CloseCode::NORMAL, ""))?;
+        }
+        loop {
+            match ready!(self.poll_next_inner(cx)) {
+                None | Some(Err(Error::Protocol(ProtocolError::UnexpectedEof))) => {
+                    return Poll::Ready(Ok(()))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Bytes waiting to be written.
+    fn buffered(&self) -> usize {
+        self.conn.pending_transmit() + self.out.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Writes everything the core has queued, many chunks per vectored write.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            while let Some(chunk) = self.conn.next_transmit() {
+                self.out.push_back(chunk);
+            }
+            if self.out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let io = Pin::new(&mut self.io);
+            let n = if self.out.len() > 1 && io.is_write_vectored() {
+                let slices: Vec<IoSlice<'_>> =
+                    self.out.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?
+            } else {
+                ready!(io.poll_write(cx, &self.out[0]))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let mut n = n;
+            while n > 0 {
+                let front = &mut self.out[0];
+                if n >= front.len() {
+                    n -= front.len();
+                    self.out.pop_front();
+                } else {
+                    let _ = front.split_to(n);
+                    n = 0;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_next_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            if let Some(e) = self.pending_error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            match self.conn.next_message() {
+                Ok(Some(message)) => {
+                    self.received_something();
+                    if matches!(message, Message::Close(_)) {
+                        self.arm_close_deadline();
+                    }
+                    // Pongs and close echoes leave now if the socket takes them; if not, the
+                    // next poll writes them.
+                    if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                        self.pending_error = Some(Error::Io(e));
+                    }
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = self.poll_write_out(cx);
+                    self.arm_close_deadline();
+                    return Poll::Ready(Some(Err(Error::Protocol(e))));
+                }
+            }
+            let wrote = self.poll_write_out(cx);
+            if let Poll::Ready(Err(e)) = wrote {
+                self.finish();
+                return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+            if self.conn.should_close_tcp() && self.out.is_empty() {
+                // RFC 6455 §7.1.1: our turn to close TCP. A failed shutdown changes nothing.
+                let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                self.finish();
+                return Poll::Ready(None);
+            }
+            if let Poll::Ready(e) = self.poll_timers(cx) {
+                return Poll::Ready(e.map(Err));
+            }
+            let mut buf = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => self.conn.receive_eof(),
+                Poll::Ready(Ok(())) => {
+                    self.conn.receive(read.filled());
+                    self.received_something();
+                }
+                Poll::Ready(Err(e)) => {
+                    // A reset connection is a vanished peer: 1006, never a hang.
+                    self.finish();
+                    if self.conn.is_closed() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(Error::Io(e))));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn received_something(&mut self) {
+        self.last_received = Instant::now();
+        self.ping_sent = false;
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        self.timer = None;
+        self.out.clear();
+    }
+
+    /// Checks the keepalive, idle and close deadlines. `Ready(Some(e))`: report `e`;
+    /// `Ready(None)`: the connection is over.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<Error>> {
+        loop {
+            let Some(deadline) = self.next_deadline() else {
+                self.timer = None;
+                return Poll::Pending;
+            };
+            let now = Instant::now();
+            if deadline > now {
+                match &mut self.timer {
+                    Some(timer) if timer.deadline() == deadline => {}
+                    Some(timer) => timer.as_mut().reset(deadline),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                let timer = self.timer.as_mut().expect("set just above");
+                ready!(timer.as_mut().poll(cx));
+                continue;
+            }
+            // A deadline passed.
+            if self.close_deadline.is_some_and(|d| d <= now) {
+                let abnormal = self.conn.peer_close().is_none();
+                self.finish();
+                return Poll::Ready(abnormal.then_some(Error::Timeout(Timeout::Close)));
+            }
+            let idle_for = now - self.last_received;
+            if let Some(interval) = self.config.keepalive {
+                if idle_for >= interval + self.config.keepalive_timeout {
+                    return Poll::Ready(Some(self.fail_locally(Timeout::Keepalive)));
+                }
+                if idle_for >= interval && !self.ping_sent {
+                    self.ping_sent = true;
+                    // The core refuses pings only once closing, when keepalive is moot.
+                    let _ = self.conn.send(Message::Ping(Bytes::from_static(b"wsx-keepalive")));
+                    let _ = self.poll_write_out(cx);
+                    continue;
+                }
+            }
+            if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
+                return Poll::Ready(Some(self.fail_locally(Timeout::Idle)));
+            }
+            // Deadlines are recomputed from `last_received`, which may have moved: loop.
+        }
+    }
+
+    /// The earliest instant at which a timer has something to do.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.close_deadline;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.conn.close_state() == CloseState::Open {
+            if let Some(interval) = self.config.keepalive {
+                let at = if self.ping_sent {
+                    interval + self.config.keepalive_timeout
+                } else {
+                    interval
+                };
+                consider(self.last_received + at);
+            }
+            if let Some(idle) = self.config.idle_timeout {
+                consider(self.last_received + idle);
+            }
+        }
+        next
+    }
+
+    /// We give up on a silent peer: send Close (best effort) and end the connection.
+    fn fail_locally(&mut self, why: Timeout) -> Error {
+        let (code, reason) = match why {
+            Timeout::Keepalive => (CloseCode::INTERNAL_ERROR, "keepalive ping not answered"),
+            _ => (CloseCode::GOING_AWAY, "idle timeout"),
+        };
+        let _ = self.conn.send(Message::close(code, reason));
+        let mut noop = Context::from_waker(std::task::Waker::noop());
+        let _ = self.poll_write_out(&mut noop);
+        self.finish();
+        Error::Timeout(why)
+    }
+}
+
+impl<S> Stream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_inner(cx)
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_ready_inner(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.get_mut().start_send_inner(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_close_inner(cx)
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the tokio layer over real sockets on 127.0.0.1 (one test binary).
+
+mod close;
+mod connecting;
+mod echo;
+mod handshake;
+mod hyper;
+mod keepalive;
+mod proxy;
+mod tls;
+mod util;
