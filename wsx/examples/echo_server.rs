@@ -20,8 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             while let Some(message) = ws.recv().await {
                 match message {
+                    // `feed` queues; the next `recv` writes the whole burst in one go.
                     Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                        if let Err(e) = ws.send(m).await {
+                        if let Err(e) = ws.feed(m).await {
                             return eprintln!("{peer}: {e}");
                         }
                     }

@@ -33,7 +33,9 @@ const MAX_IOVECS: usize = 64;
 ///
 /// Read with [`recv`](Self::recv) or as a [`Stream`]; write with [`send`](Self::send) or as a
 /// [`Sink`] (`feed` several messages, then `flush`, for one write). Pings are answered on their
-/// own while the connection is read.
+/// own while the connection is read. Reading also writes whatever was queued with
+/// [`feed`](Self::feed) before it waits for the socket, so an echo loop of `recv` + `feed`
+/// answers a burst of messages with one write.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsx::Error> {
@@ -290,10 +292,13 @@ where
                     if matches!(message, Message::Close(_)) {
                         self.arm_close_deadline();
                     }
-                    // Pongs and close echoes leave now if the socket takes them; if not, the
-                    // next poll writes them.
-                    if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
-                        self.pending_error = Some(Error::Io(e));
+                    // Pongs and close echoes leave now (the caller may stop polling after a
+                    // Close). Queued data waits until no decoded message is left, so that a
+                    // burst of replies leaves in one write.
+                    if message.is_control() {
+                        if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                            self.pending_error = Some(Error::Io(e));
+                        }
                     }
                     return Poll::Ready(Some(Ok(message)));
                 }
