@@ -25,6 +25,9 @@ pub type ClientStream = MaybeTlsStream;
 #[cfg(not(feature = "rustls"))]
 pub type ClientStream = TcpStream;
 
+/// A callback that sees each opening request before it is sent.
+type RequestHook = Arc<dyn Fn(&http::Request<()>) + Send + Sync>;
+
 /// Where the connector's proxy comes from.
 #[derive(Debug, Clone)]
 enum ProxyMode {
@@ -49,7 +52,7 @@ enum ProxyMode {
 /// println!("{:?} {:?}", response.status(), ws.subprotocol());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connector {
     config: Config,
     origin: Option<String>,
@@ -60,6 +63,18 @@ pub struct Connector {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// One lock per host and port, held while a connection there is CONNECTING.
     connecting: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    inspect: Option<RequestHook>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("config", &self.config)
+            .field("origin", &self.origin)
+            .field("subprotocols", &self.subprotocols)
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Connector {
@@ -81,7 +96,17 @@ impl Connector {
             #[cfg(feature = "rustls")]
             tls: None,
             connecting: Arc::default(),
+            inspect: None,
         }
+    }
+
+    /// Calls `hook` with each opening request just before it is sent (to log the handshake).
+    pub fn inspect_request(
+        mut self,
+        hook: impl Fn(&http::Request<()>) + Send + Sync + 'static,
+    ) -> Self {
+        self.inspect = Some(Arc::new(hook));
+        self
     }
 
     /// Limits and timeouts.
@@ -264,6 +289,9 @@ impl Connector {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let limits = self.config.limits;
+        if let Some(hook) = &self.inspect {
+            hook(handshake.request());
+        }
         let exchange = async {
             let mut buf = BytesMut::with_capacity(1024);
             handshake.write_request(&mut buf);

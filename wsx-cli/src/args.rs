@@ -1,0 +1,176 @@
+//! Command-line arguments (clap derive) and the parsers for sizes and durations.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// wsx: a WebSocket server and client.
+#[derive(Debug, Parser)]
+#[command(name = "wsx", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    /// Log level or filter (e.g. `debug`, `wsx=trace`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub(crate) log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the ready server: chat page at /, WebSocket echo at /echo, chat rooms at /chat/ROOM,
+    /// /healthz and /metrics.
+    Serve(ServeArgs),
+    /// Connect to a WebSocket server: stdin lines are sent as text, messages are printed.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub(crate) listen: SocketAddr,
+    /// Allow WebSocket connections from this Origin as well (repeatable; `*` allows any).
+    /// By default only requests without Origin, or whose Origin matches the Host, are accepted.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub(crate) allow_origin: Vec<String>,
+    /// PEM certificate chain: serve https:// and wss:// (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Largest message accepted, in bytes (suffixes: KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) max_message_size: usize,
+    /// Most WebSocket connections open at once; more are refused with 503.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub(crate) max_connections: usize,
+    /// Close connections that receive nothing for this long (1001); 0 turns it off.
+    #[arg(long, default_value = "0", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) idle_timeout: Duration,
+    /// Ping idle connections this often (shorter than nginx's 60 s proxy_read_timeout); 0 turns
+    /// it off. Peers that do not answer are closed with 1011.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) keepalive: Duration,
+    /// Drop clients that have not completed the opening handshake in this time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) handshake_timeout: Duration,
+    /// Messages a chat member may fall behind its room before it is disconnected (1013).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub(crate) room_backlog: usize,
+    /// How long a chat member's socket may refuse data before it is disconnected (1013).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) slow_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// How binary messages are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BinaryFormat {
+    /// Lowercase hex digits.
+    Hex,
+    /// The bytes themselves.
+    Raw,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConnectArgs {
+    /// The ws:// or wss:// URL.
+    pub(crate) url: String,
+    /// Offer a subprotocol (repeatable, in order of preference).
+    #[arg(short = 'p', long = "protocol", value_name = "PROTOCOL")]
+    pub(crate) protocols: Vec<String>,
+    /// Send an extra header, as "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Send this Origin header.
+    #[arg(long, value_name = "ORIGIN")]
+    pub(crate) origin: Option<String>,
+    /// Trust the CA certificates in this PEM file for wss:// (besides the built-in roots).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Send a keepalive ping this often (e.g. 30s); off by default.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) ping: Option<Duration>,
+    /// How to print binary messages.
+    #[arg(long, value_enum, default_value = "hex")]
+    pub(crate) binary: BinaryFormat,
+    /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) max_message_size: usize,
+    /// Print the opening handshake (request and response headers) on stderr.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+/// `1048576`, `64MiB`, `1.5 KiB`, `10MB`, ...
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a size such as 1048576 or 64MiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        other => {
+            return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)"))
+        }
+    };
+    let bytes = number * factor;
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes <= usize::MAX as f64) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// `30` (seconds), `30s`, `500ms`, `5m`, `1h`; `0` is zero (off, where the flag says so).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration such as 30s or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("67108864"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64 mib"), Ok(64 << 20));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").unwrap_err().contains("unknown size unit"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! The `wsx` binary itself, started on a free loopback port by each test and stopped by its
+//! process id.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsx::{CloseCode, Message};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+/// A running `wsx serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(WSX)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the wsx binary starts");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // "wsx serve: listening on http://127.0.0.1:PORT/ (open it in a browser)"
+        let addr = first
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn http_get(&self, path: &str) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        tcp.read_to_string(&mut reply).await.unwrap();
+        reply
+    }
+
+    async fn metric(&self, name: &str) -> u64 {
+        let metrics = self.http_get("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connector() -> wsx::Connector {
+    wsx::Connector::new().no_proxy()
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer in 20 s"))
+}
+
+/// The next data message, skipping pings and pongs.
+async fn next_data(ws: &mut wsx::WebSocket<wsx::ClientStream>) -> Message {
+    loop {
+        match within("message", ws.recv()).await.expect("open").expect("no error") {
+            Message::Ping(_) | Message::Pong(_) => {}
+            m => return m,
+        }
+    }
+}
+
+#[tokio::test]
+async fn echo_keeps_text_text_and_binary_binary() {
+    let server = Server::start(&[]);
+    let (mut ws, _) = connector().connect(&server.url("/echo")).await.unwrap();
+    ws.send(Message::text("héllo")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("héllo"));
+    ws.send(Message::binary(vec![0u8, 159, 255])).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::binary(vec![0u8, 159, 255]));
+    ws.send(Message::binary(vec![7u8; 1 << 20])).await.unwrap();
+    assert_eq!(next_data(&mut ws).await.len(), 1 << 20);
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
+#[tokio::test]
+async fn rooms_deliver_everything_to_everyone_in_one_order() {
+    let server = Server::start(&[]);
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        members.push(
+            connector().subprotocols(["chat"]).connect(&server.url("/chat/r1")).await.unwrap().0,
+        );
+    }
+    let (mut other_room, _) = connector().connect(&server.url("/chat/r2")).await.unwrap();
+    // wait until all three are members: each sees its own hello
+    let per_member = 20;
+    let mut senders = Vec::new();
+    for (i, mut ws) in members.into_iter().enumerate() {
+        senders.push(tokio::spawn(async move {
+            for n in 0..per_member {
+                ws.send(Message::text(format!("member{i}-{n}"))).await.unwrap();
+            }
+            let mut seen = Vec::new();
+            while seen.len() < 3 * per_member {
+                match next_data(&mut ws).await {
+                    Message::Text(t) => seen.push(t.to_string()),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            seen
+        }));
+    }
+    let mut orders = Vec::new();
+    for s in senders {
+        orders.push(within("room delivery", s).await.unwrap());
+    }
+    for order in &orders[1..] {
+        assert_eq!(order, &orders[0], "every member sees the same order");
+    }
+    for i in 0..3 {
+        let mine: Vec<_> =
+            orders[0].iter().filter(|m| m.starts_with(&format!("member{i}-"))).collect();
+        assert_eq!(mine.len(), per_member, "all of member{i}'s messages, the sender included");
+        let expected: Vec<String> = (0..per_member).map(|n| format!("member{i}-{n}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "each sender's order is kept");
+    }
+    // the other room saw none of it
+    other_room.send(Message::text("only r2")).await.unwrap();
+    assert_eq!(next_data(&mut other_room).await, Message::text("only r2"));
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_the_page() {
+    let server = Server::start(&[]);
+    assert!(server.http_get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let page = server.http_get("/").await;
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>wsx chat</title>"));
+    let (_a, _) = connector().connect(&server.url("/chat/m")).await.unwrap();
+    let (mut b, _) = connector().connect(&server.url("/echo")).await.unwrap();
+    b.send(Message::text("12345")).await.unwrap();
+    next_data(&mut b).await;
+    let _ = connector().origin("http://evil.example").connect(&server.url("/echo")).await;
+    assert_eq!(server.metric("wsx_connections_open").await, 2);
+    assert_eq!(server.metric("wsx_rooms").await, 1);
+    assert_eq!(server.metric("wsx_handshakes_accepted_total").await, 2);
+    assert_eq!(server.metric("wsx_handshakes_rejected_total{reason=\"origin\"}").await, 1);
+    assert_eq!(server.metric("wsx_messages_received_total").await, 1);
+    assert_eq!(server.metric("wsx_bytes_sent_total").await, 5);
+    let metrics = server.http_get("/metrics").await;
+    assert!(metrics.contains("# TYPE wsx_connections_open gauge"));
+}
+
+#[tokio::test]
+async fn origin_policy() {
+    let server = Server::start(&[]);
+    let url = server.url("/echo");
+    assert!(connector().connect(&url).await.is_ok(), "no Origin: a non-browser client");
+    let same = format!("http://{}", server.addr);
+    assert!(connector().origin(same).connect(&url).await.is_ok(), "Origin matches Host");
+    let err = connector().origin("http://evil.example").connect(&url).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    let open = Server::start(&["--allow-origin", "https://app.example"]);
+    let url = open.url("/echo");
+    assert!(connector().origin("https://app.example").connect(&url).await.is_ok());
+    assert!(connector().origin("https://other.example").connect(&url).await.is_err());
+    let any = Server::start(&["--allow-origin", "*"]);
+    assert!(connector().origin("https://other.example").connect(&any.url("/echo")).await.is_ok());
+}
+
+#[tokio::test]
+async fn subprotocols_are_negotiated_in_the_clients_order() {
+    let server = Server::start(&[]);
+    let url = server.url("/chat/p");
+    let (ws, _) = connector().subprotocols(["superchat", "chat"]).connect(&url).await.unwrap();
+    assert_eq!(ws.subprotocol(), Some("superchat"));
+    let (ws, _) = connector().subprotocols(["mqtt", "chat"]).connect(&url).await.unwrap();
+    assert_eq!(ws.subprotocol(), Some("chat"));
+    let (ws, _) = connector().subprotocols(["mqtt"]).connect(&url).await.unwrap();
+    assert_eq!(ws.subprotocol(), None);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_sends_1001_and_exits_0() {
+    let mut server = Server::start(&[]);
+    let (mut a, _) = connector().connect(&server.url("/echo")).await.unwrap();
+    let (mut b, _) = connector().connect(&server.url("/chat/bye")).await.unwrap();
+    a.send(Message::text("x")).await.unwrap();
+    next_data(&mut a).await;
+    server.signal("-TERM");
+    for ws in [&mut a, &mut b] {
+        match next_data(ws).await {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+            other => panic!("expected Close 1001, got {other:?}"),
+        }
+    }
+    let status = within("exit", async {
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// A member that does not read is disconnected (1013); the others go on.
+#[tokio::test]
+async fn slow_member_is_disconnected_and_the_room_goes_on() {
+    let server = Server::start(&["--room-backlog", "8", "--slow-timeout", "1s"]);
+    // the slow member: a raw handshake, then it never reads
+    let mut slow = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let request = format!(
+        "GET /chat/busy HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let (fast, _) = connector().connect(&server.url("/chat/busy")).await.unwrap();
+    let (mut rx, mut tx) = fast.split();
+    let payload = Message::binary(vec![1u8; 64 * 1024]);
+    let count = 200; // 12.5 MiB: more than the slow member's socket buffers hold
+    let writer = tokio::spawn(async move {
+        use futures_util::SinkExt;
+        for _ in 0..count {
+            tx.send(payload.clone()).await.unwrap();
+        }
+        tx
+    });
+    let reader = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut got = 0;
+        while got < count {
+            match within("room message", rx.next()).await.expect("open").expect("no error") {
+                Message::Binary(_) => got += 1,
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got
+    });
+    assert_eq!(within("the fast member gets everything", reader).await.unwrap(), count);
+    within("writer", writer).await.unwrap();
+    within("slow disconnect counted", async {
+        while server.metric("wsx_slow_disconnects_total").await < 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    drop(slow);
+}
+
+#[test]
+fn wsx_connect_piped_against_wsx_serve() {
+    let server = Server::start(&[]);
+    let mut client = Command::new(WSX)
+        .args(["connect", &server.url("/echo")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client.stdin.take().unwrap().write_all(b"first line\nsecond line\n").unwrap();
+    let output = client.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "first line\nsecond line\n");
+
+    // a refusal names the cause and fails
+    let output = Command::new(WSX)
+        .args(["connect", "--origin", "http://evil.example", &server.url("/echo")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403 Forbidden"), "{stderr}");
+    assert!(stderr.contains("evil.example"), "{stderr}");
+
+    // -v prints the handshake as the seeds show it
+    let output = Command::new(WSX)
+        .args(["connect", "-v", "-p", "chat", &server.url("/chat/v")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("> GET /chat/v HTTP/1.1"), "{stderr}");
+    assert!(stderr.contains("> Sec-WebSocket-Protocol: chat"), "{stderr}");
+    assert!(stderr.contains("< HTTP/1.1 101 Switching Protocols"), "{stderr}");
+    assert!(stderr.contains("< Sec-WebSocket-Protocol: chat"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
+
+    // nothing listening: a connection error that says so
+    let output = Command::new(WSX)
+        .args(["connect", "ws://127.0.0.1:1/"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect to 127.0.0.1:1"));
+}
