@@ -31,6 +31,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quie
 step "benches compile"
 cargo bench --workspace --all-features --no-run --quiet
 
+step "browser: the chat page in headless Chromium (Playwright)"
+if command -v node >/dev/null && [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -d tests/browser/node_modules/playwright-core ]; then
+  cargo build --quiet -p wsx-cli
+  node tests/browser/chat.mjs target/debug/wsx
+else
+  missing "chromium or playwright-core" "apt-get install chromium; npm ci --prefix tests/browser"
+fi
+
 step "fuzz targets"
 if cargo fuzz --version >/dev/null 2>&1; then
   # Stable toolchain: RUSTC_BOOTSTRAP lets it accept the sanitizer flags cargo-fuzz passes.

@@ -46,6 +46,7 @@ struct State {
 /// Where a request goes.
 enum Route {
     Page,
+    Favicon,
     Health,
     Metrics,
     Echo,
@@ -204,6 +205,7 @@ where
 fn route(path: &str) -> Route {
     match path {
         "/" | "/index.html" => Route::Page,
+        "/favicon.ico" => Route::Favicon,
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
         "/echo" => Route::Echo,
@@ -248,6 +250,11 @@ async fn handle(
             let mut page = text(StatusCode::OK, "text/html; charset=utf-8", PAGE);
             page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             page
+        }
+        (Route::Favicon, _) => {
+            let mut none = Response::new(Full::new(Bytes::new()));
+            *none.status_mut() = StatusCode::NO_CONTENT;
+            none
         }
         (Route::Health, _) if *state.shutdown.borrow() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "shutting down\n")
