@@ -7,5 +7,6 @@ mod handshake;
 mod hyper;
 mod keepalive;
 mod proxy;
+mod send_bounds;
 mod tls;
 mod util;
