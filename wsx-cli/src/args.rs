@@ -107,14 +107,19 @@ pub(crate) struct ConnectArgs {
     pub(crate) verbose: bool,
 }
 
-/// `1048576`, `64MiB`, `1.5 KiB`, `10MB`, ...
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+/// A number and the unit after it: `"1.5 KiB"` is `(1.5, "KiB")`.
+fn number_and_unit<'a>(text: &'a str, example: &str) -> Result<(f64, &'a str), String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("{text:?} is not a size such as 1048576 or 64MiB"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let number = number.parse().map_err(|_| format!("{text:?} is not {example}"))?;
+    Ok((number, unit.trim()))
+}
+
+/// `1048576`, `64MiB`, `1.5 KiB`, `10MB`, ...
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let (number, unit) = number_and_unit(text, "a size such as 1048576 or 64MiB")?;
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
         "m" | "mib" => 1024.0 * 1024.0,
@@ -135,12 +140,8 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
 
 /// `30` (seconds), `30s`, `500ms`, `5m`, `1h`; `0` is zero (off, where the flag says so).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("{text:?} is not a duration such as 30s or 500ms"))?;
-    let seconds = match unit.trim() {
+    let (number, unit) = number_and_unit(text, "a duration such as 30s or 500ms")?;
+    let seconds = match unit {
         "" | "s" => number,
         "ms" => number / 1000.0,
         "m" => number * 60.0,
