@@ -327,3 +327,41 @@ fn wsx_connect_piped_against_wsx_serve() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect to 127.0.0.1:1"));
 }
+
+/// `--tls-cert`/`--tls-key`: https:// and wss:// on the same port, checked with `wsx connect
+/// --cacert` and the library.
+#[tokio::test]
+async fn tls_serves_https_and_wss() {
+    let dir = std::env::temp_dir().join(format!("wsx-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server =
+        Server::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let url = format!("wss://{}/echo", server.addr);
+
+    let tls = wsx::tls::client_config(Some(&cert)).unwrap();
+    let (mut ws, _) = connector().tls(tls).connect(&url).await.unwrap();
+    ws.send(Message::text("over TLS")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("over TLS"));
+
+    let mut client = Command::new(WSX)
+        .args(["connect", "--cacert", cert.to_str().unwrap(), &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client.stdin.take().unwrap().write_all(b"secure line\n").unwrap();
+    let output = client.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "secure line\n");
+
+    // without the CA: a TLS error that says so
+    let output = Command::new(WSX).args(["connect", &url]).stdin(Stdio::null()).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TLS error"));
+    let _ = std::fs::remove_dir_all(dir);
+}
