@@ -2,8 +2,7 @@
 # The Autobahn Testsuite as a gate, both sides, all 517 cases (9.* included):
 #   server: `wsx serve --max-message-size 67108864` at ws://127.0.0.1:PORT/echo
 #   client: the `autobahn_client` example against the fuzzing server
-# Passes only with 0 FAILED, 0 NON-STRICT and no UNIMPLEMENTED outside 12.*/13.*
-# (permessage-deflate, until it lands). Writes the summaries to docs/conformance.md.
+# Passes only with 0 FAILED, 0 NON-STRICT and 0 UNIMPLEMENTED (permessage-deflate included). Writes the summaries to docs/conformance.md.
 # Needs ../shared/tools/autobahn (setup.sh is run once if wstest is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +15,6 @@ cargo build --release --quiet -p wsx-cli -p wsx --examples --bins
 reports="$(pwd)/target/autobahn"
 rm -rf "$reports"; mkdir -p "$reports"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-allow=(--allow-unimplemented-deflate)
 
 # Server side.
 port=$(free_port)
@@ -29,19 +27,19 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && brea
   | tee "$reports/server.txt" || true
 kill $server; wait $server 2>/dev/null || true
 trap - EXIT
-server_ok=0; python3 interop/autobahn/check.py "$reports/server" wsx "${allow[@]}" || server_ok=1
+server_ok=0; python3 interop/autobahn/check.py "$reports/server" wsx || server_ok=1
 
 # Client side.
 port=$(free_port)
 "$tools/run-fuzzingserver.sh" -o "$reports/client" -p "$port" -x "" -- \
   target/release/examples/autobahn_client | tee "$reports/client.txt" || true
-client_ok=0; python3 interop/autobahn/check.py "$reports/client" wsx "${allow[@]}" || client_ok=1
+client_ok=0; python3 interop/autobahn/check.py "$reports/client" wsx || client_ok=1
 
 {
   echo "# Conformance: the Autobahn Testsuite"
   echo
   echo "Latest run of \`scripts/autobahn.sh\` (all 517 cases, 9.* included, strict gate:"
-  echo "no FAILED, no NON-STRICT, no UNIMPLEMENTED outside 12.*/13.* until permessage-deflate lands)."
+  echo "no FAILED, no NON-STRICT, no UNIMPLEMENTED: permessage-deflate's 12.* and 13.* included)."
   echo "Run on $(date -u +%Y-%m-%d), $(uname -m), $(nproc) cores."
   echo
   echo "## Server: \`wsx serve --max-message-size 67108864\`, \`/echo\`"

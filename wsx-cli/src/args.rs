@@ -63,6 +63,9 @@ pub(crate) struct ServeArgs {
     /// How long a chat member's socket may refuse data before it is disconnected (1013).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) slow_timeout: Duration,
+    /// Do not accept permessage-deflate (accepted by default, as browsers offer it).
+    #[arg(long)]
+    pub(crate) no_deflate: bool,
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,
@@ -102,6 +105,9 @@ pub(crate) struct ConnectArgs {
     /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
     #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
     pub(crate) max_message_size: usize,
+    /// Do not offer permessage-deflate (offered by default).
+    #[arg(long)]
+    pub(crate) no_deflate: bool,
     /// Print the opening handshake (request and response headers) on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,

@@ -15,7 +15,8 @@ use crate::args::{BinaryFormat, ConnectArgs};
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let config = Config::default()
         .limits(Limits::default().max_message_size(args.max_message_size))
-        .keepalive(args.ping.filter(|d| !d.is_zero()));
+        .keepalive(args.ping.filter(|d| !d.is_zero()))
+        .deflate((!args.no_deflate).then(wsx::DeflateConfig::default));
     let mut connector =
         wsx::Connector::new().config(config).subprotocols(args.protocols.iter().cloned());
     if let Some(origin) = &args.origin {

@@ -316,6 +316,11 @@ fn wsx_connect_piped_against_wsx_serve() {
     assert!(stderr.contains("> Sec-WebSocket-Protocol: chat"), "{stderr}");
     assert!(stderr.contains("< HTTP/1.1 101 Switching Protocols"), "{stderr}");
     assert!(stderr.contains("< Sec-WebSocket-Protocol: chat"), "{stderr}");
+    assert!(stderr.contains("> Sec-WebSocket-Extensions: permessage-deflate"), "offered: {stderr}");
+    assert!(
+        stderr.contains("< Sec-WebSocket-Extensions: permessage-deflate"),
+        "accepted: {stderr}"
+    );
     assert!(output.status.success(), "{stderr}");
 
     // nothing listening: a connection error that says so

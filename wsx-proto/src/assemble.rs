@@ -6,6 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::deflate::codec::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::decode::Piece;
 use crate::frame::OpCode;
@@ -27,11 +28,22 @@ pub(crate) struct Assembler {
     /// Its bytes so far, when it spans several pieces.
     buf: BytesMut,
     utf8: Utf8Validator,
+    /// permessage-deflate, if negotiated.
+    inflater: Option<Inflater>,
+    /// The message in progress is compressed (RSV1 on its first frame).
+    compressed: bool,
 }
 
 impl Assembler {
-    pub(crate) fn new(max_message_size: usize) -> Self {
-        Self { max_message_size, kind: None, buf: BytesMut::new(), utf8: Utf8Validator::default() }
+    pub(crate) fn new(max_message_size: usize, inflater: Option<Inflater>) -> Self {
+        Self {
+            max_message_size,
+            kind: None,
+            buf: BytesMut::new(),
+            utf8: Utf8Validator::default(),
+            inflater,
+            compressed: false,
+        }
     }
 
     /// Takes a piece of a data frame; returns the message it completes, if any.
@@ -50,8 +62,13 @@ impl Assembler {
                     unreachable!("the connection handles control frames itself")
                 }
             }
+            if header.opcode != OpCode::Continuation {
+                // The decoder lets RSV1 through only when permessage-deflate was agreed on.
+                self.compressed = header.rsv1;
+            }
+            // A compressed message's limit applies to its inflated size, checked as it inflates.
             let size = self.buf.len() as u64 + header.payload_len;
-            if size > self.max_message_size as u64 {
+            if !self.compressed && size > self.max_message_size as u64 {
                 return Err(ProtocolError::MessageTooBig { size, max: self.max_message_size });
             }
         }
@@ -59,15 +76,25 @@ impl Assembler {
         let ends_message = piece.last && header.fin;
 
         // Fast path: a whole message in one piece is neither copied nor validated twice.
-        if piece.first && ends_message && header.opcode != OpCode::Continuation {
+        if piece.first && ends_message && header.opcode != OpCode::Continuation && !self.compressed
+        {
             self.kind = None;
             return Ok(Some(finish(kind, piece.payload)?));
         }
 
-        if kind == Kind::Text {
-            self.utf8.feed(&piece.payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let start = self.buf.len();
+        match (&mut self.inflater, self.compressed) {
+            (Some(inflater), true) => {
+                inflater.inflate(&piece.payload, &mut self.buf, self.max_message_size)?;
+                if ends_message {
+                    inflater.finish(&mut self.buf, self.max_message_size)?;
+                }
+            }
+            _ => self.buf.extend_from_slice(&piece.payload),
         }
-        self.buf.extend_from_slice(&piece.payload);
+        if kind == Kind::Text {
+            self.utf8.feed(&self.buf[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
         if !ends_message {
             return Ok(None);
         }
@@ -111,7 +138,7 @@ mod tests {
 
     #[test]
     fn joins_fragments() {
-        let mut a = Assembler::new(100);
+        let mut a = Assembler::new(100, None);
         assert_eq!(a.push(piece(OpCode::Text, false, b"Hel", true, true)), Ok(None));
         assert_eq!(
             a.push(piece(OpCode::Continuation, true, b"lo", true, true)),
@@ -121,7 +148,7 @@ mod tests {
 
     #[test]
     fn continuation_needs_a_message() {
-        let mut a = Assembler::new(100);
+        let mut a = Assembler::new(100, None);
         assert_eq!(
             a.push(piece(OpCode::Continuation, true, b"x", true, true)),
             Err(ProtocolError::UnexpectedContinuation)
@@ -130,7 +157,7 @@ mod tests {
 
     #[test]
     fn no_new_message_inside_a_message() {
-        let mut a = Assembler::new(100);
+        let mut a = Assembler::new(100, None);
         a.push(piece(OpCode::Binary, false, b"x", true, true)).unwrap();
         assert_eq!(
             a.push(piece(OpCode::Text, true, b"y", true, true)),
@@ -140,7 +167,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_fails_mid_fragment() {
-        let mut a = Assembler::new(100);
+        let mut a = Assembler::new(100, None);
         // first piece of a frame whose remaining bytes have not arrived yet
         assert_eq!(
             a.push(piece(OpCode::Text, false, b"ok\xce", true, false)),
@@ -155,7 +182,7 @@ mod tests {
 
     #[test]
     fn message_limit_is_checked_at_the_header() {
-        let mut a = Assembler::new(4);
+        let mut a = Assembler::new(4, None);
         a.push(piece(OpCode::Binary, false, b"abc", true, true)).unwrap();
         let mut next = piece(OpCode::Continuation, true, b"", true, false);
         next.header.payload_len = 1 << 40;

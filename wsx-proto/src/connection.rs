@@ -23,6 +23,7 @@ use rand_core::{RngCore, SeedableRng};
 use crate::assemble::Assembler;
 use crate::close::{CloseHandshake, CloseState, Reply};
 use crate::config::{Config, Limits};
+use crate::deflate::codec::{Deflater, Inflater};
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::decode::FrameDecoder;
 use crate::frame::encode::Outgoing;
@@ -64,13 +65,27 @@ pub struct Connection {
     eof: bool,
     /// A fragmented message being sent: whether it is text, and its UTF-8 state.
     sending: Option<(bool, Utf8Validator)>,
+    /// permessage-deflate for what we send, if negotiated (and the window allows it).
+    deflater: Option<Deflater>,
+    /// Messages shorter than this are sent uncompressed.
+    deflate_threshold: usize,
 }
 
 impl Connection {
     /// A connection that speaks as `role` with what the handshake `negotiated`.
     pub fn new(role: Role, negotiated: &Negotiated, config: Config) -> Self {
-        let _ = negotiated; // no extension we speak sets RSV bits yet
         let limits: Limits = config.limits;
+        let deflate = negotiated.deflate;
+        let (deflater, inflater) = match deflate {
+            None => (None, None),
+            Some(params) => {
+                let ((own_bits, own_fresh), (peer_bits, peer_fresh)) = params.for_role(role);
+                (
+                    Deflater::new(params.level(), own_bits, own_fresh),
+                    Some(Inflater::new(peer_bits, peer_fresh)),
+                )
+            }
+        };
         let rng = (role == Role::Client).then(|| match config.rng_seed {
             Some(seed) => ChaCha12Rng::from_seed(seed),
             None => {
@@ -81,14 +96,16 @@ impl Connection {
         });
         Self {
             role,
-            decoder: FrameDecoder::new(role, false, limits.frame_size()),
-            assembler: Assembler::new(limits.message_size()),
+            decoder: FrameDecoder::new(role, deflate.is_some(), limits.frame_size()),
+            assembler: Assembler::new(limits.message_size(), inflater),
             close: CloseHandshake::new(role),
             incoming: BytesMut::new(),
             outgoing: Outgoing::default(),
             rng,
             eof: false,
             sending: None,
+            deflater,
+            deflate_threshold: deflate.map_or(usize::MAX, |p| p.threshold()),
         }
     }
 
@@ -163,7 +180,7 @@ impl Connection {
             let message = match piece.header.opcode {
                 OpCode::Ping => {
                     if self.close.may_send() {
-                        self.push_frame(true, OpCode::Pong, piece.payload.clone());
+                        self.push_frame(true, false, OpCode::Pong, piece.payload.clone());
                     }
                     Message::Ping(piece.payload)
                 }
@@ -218,22 +235,22 @@ impl Connection {
                 Err(UsageError::Fragmentation("a fragmented message is being sent"))
             }
             Message::Text(text) => {
-                self.push_frame(true, OpCode::Text, text.into_bytes());
+                self.push_data(OpCode::Text, text.into_bytes());
                 Ok(())
             }
             Message::Binary(data) => {
-                self.push_frame(true, OpCode::Binary, data);
+                self.push_data(OpCode::Binary, data);
                 Ok(())
             }
             Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
                 Err(UsageError::ControlTooLong(data.len()))
             }
             Message::Ping(data) => {
-                self.push_frame(true, OpCode::Ping, data);
+                self.push_frame(true, false, OpCode::Ping, data);
                 Ok(())
             }
             Message::Pong(data) => {
-                self.push_frame(true, OpCode::Pong, data);
+                self.push_frame(true, false, OpCode::Pong, data);
                 Ok(())
             }
             Message::Close(_) => unreachable!("handled above"),
@@ -289,7 +306,17 @@ impl Connection {
                 return Err(UsageError::Fragmentation("the text is not valid UTF-8"));
             }
         }
-        self.push_frame(fin, opcode, payload);
+        // With deflate, a fragmented message is one compressed stream cut into frames, RSV1 on
+        // the first (RFC 7692 §6.1).
+        match &mut self.deflater {
+            Some(deflater) => {
+                let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+                deflater.compress(&payload, &mut out, fin);
+                let first = opcode != OpCode::Continuation;
+                self.push_frame(fin, first, opcode, Bytes::from(out));
+            }
+            None => self.push_frame(fin, false, opcode, payload),
+        }
         if !fin {
             self.sending = Some((text, utf8));
         }
@@ -323,12 +350,24 @@ impl Connection {
                 Bytes::from(p)
             }
         };
-        self.push_frame(true, OpCode::Close, payload);
+        self.push_frame(true, false, OpCode::Close, payload);
     }
 
-    fn push_frame(&mut self, fin: bool, opcode: OpCode, payload: Bytes) {
+    /// A whole data message: compressed when deflate is on and it is long enough.
+    fn push_data(&mut self, opcode: OpCode, payload: Bytes) {
+        match &mut self.deflater {
+            Some(deflater) if payload.len() >= self.deflate_threshold => {
+                let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+                deflater.compress(&payload, &mut out, true);
+                self.push_frame(true, true, opcode, Bytes::from(out));
+            }
+            _ => self.push_frame(true, false, opcode, payload),
+        }
+    }
+
+    fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
         let mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
-        self.outgoing.push(fin, false, opcode, mask, payload);
+        self.outgoing.push(fin, rsv1, opcode, mask, payload);
     }
 }
 

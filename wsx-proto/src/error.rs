@@ -44,6 +44,8 @@ pub enum ProtocolError {
     ExpectedContinuation,
     /// A text message, or a close reason, is not valid UTF-8 (RFC 6455 §8.1).
     InvalidUtf8,
+    /// A compressed message is not a valid deflate stream (RFC 7692 §7.2.2).
+    InvalidCompressedData,
     /// A Close frame carried a one-byte payload (RFC 6455 §5.5.1).
     InvalidClosePayload,
     /// A Close frame carried a code that may not be sent (RFC 6455 §7.4).
@@ -70,7 +72,7 @@ impl ProtocolError {
     /// The close code that this violation puts on the wire (or reports, for 1006).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
             Self::UnexpectedEof => CloseCode::ABNORMAL,
             _ => CloseCode::PROTOCOL_ERROR,
@@ -98,6 +100,9 @@ impl fmt::Display for ProtocolError {
             }
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::InvalidClosePayload => f.write_str("close frame with a one-byte payload"),
+            Self::InvalidCompressedData => {
+                f.write_str("compressed message is not valid deflate data")
+            }
             Self::InvalidCloseCode(c) => write!(f, "close code {c} may not be used"),
             Self::FrameTooBig { size, max } => {
                 write!(f, "frame of {size} bytes exceeds the limit of {max}")

@@ -1,10 +1,10 @@
 //! The Autobahn Testsuite's testee client: runs every case of a fuzzing server, echoing each
-//! message, then asks it to write its reports.
+//! message, then asks it to write its reports. It offers permessage-deflate.
 //!
 //! `AUTOBAHN_URL=ws://127.0.0.1:9001 cargo run --release -p wsx --example autobahn_client`
 //! (or the URL as the first argument). See `scripts/autobahn.sh`.
 
-use wsx::{Config, Connector, Limits, Message};
+use wsx::{Config, Connector, DeflateConfig, Limits, Message};
 
 const AGENT: &str = "wsx";
 
@@ -16,7 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("give the fuzzing server's URL as AUTOBAHN_URL or the first argument")?;
     let base = base.trim_end_matches('/');
     // Case 9.* sends messages of up to 16 MiB.
-    let config = Config::default().limits(Limits::default().max_message_size(64 << 20));
+    let config = Config::default()
+        .limits(Limits::default().max_message_size(64 << 20))
+        .deflate(Some(DeflateConfig::default()));
     let connector = Connector::new().no_proxy().config(config);
 
     let (mut ws, _) = connector.connect(&format!("{base}/getCaseCount")).await?;

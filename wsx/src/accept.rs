@@ -45,8 +45,9 @@ impl Acceptor {
         Self::default()
     }
 
-    /// Limits and timeouts (the handshake must complete within
-    /// [`Config::handshake_timeout`]).
+    /// Limits, timeouts and permessage-deflate (the handshake must complete within
+    /// [`Config::handshake_timeout`]; deflate is accepted when [`Config::deflate`] is set and
+    /// the decision did not set it).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -91,6 +92,9 @@ impl Acceptor {
                 Err(e) => return refuse(&mut stream, e).await,
             };
             let accept = match decide(&request, &upgrade) {
+                Ok(accept) if accept.deflate_config().is_none() => {
+                    accept.deflate(self.config.deflate)
+                }
                 Ok(accept) => accept,
                 Err(e) => return refuse(&mut stream, e).await,
             };

@@ -26,6 +26,7 @@ pub struct Config {
     pub(crate) keepalive_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_buffer: usize,
+    pub(crate) deflate: Option<wsx_proto::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -40,6 +41,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(20),
             idle_timeout: None,
             write_buffer: 128 * 1024,
+            deflate: None,
         }
     }
 }
@@ -95,6 +97,13 @@ impl Config {
     /// (default 128 KiB). Messages queued with `feed` leave in one write.
     pub fn write_buffer(mut self, bytes: usize) -> Self {
         self.write_buffer = bytes;
+        self
+    }
+
+    /// permessage-deflate (RFC 7692): offered by clients, accepted by servers when offered
+    /// (default: off; it costs memory per connection, see [`DeflateConfig`](wsx_proto::DeflateConfig)).
+    pub fn deflate(mut self, config: Option<wsx_proto::DeflateConfig>) -> Self {
+        self.deflate = config;
         self
     }
 

@@ -230,7 +230,9 @@ impl Connector {
     }
 
     fn handshake(&self, url: &str) -> Result<ClientHandshake, Error> {
-        let mut request = ClientRequest::new(url).subprotocols(self.subprotocols.iter().cloned());
+        let mut request = ClientRequest::new(url)
+            .subprotocols(self.subprotocols.iter().cloned())
+            .deflate(self.config.deflate);
         if let Some(origin) = &self.origin {
             request = request.origin(origin.clone());
         }

@@ -71,7 +71,10 @@ where
     *head.version_mut() = request.version();
     *head.headers_mut() = request.headers().clone();
     let upgrade = Upgrade::from_request(&head)?;
-    let accept = decide(&head, &upgrade)?;
+    let accept = match decide(&head, &upgrade)? {
+        accept if accept.deflate_config().is_none() => accept.deflate(config.deflate),
+        accept => accept,
+    };
     let (response, negotiated) = upgrade.accept(accept).map_err(|e| HandshakeError::Rejected {
         status: http::StatusCode::INTERNAL_SERVER_ERROR,
         reason: e.to_string(),

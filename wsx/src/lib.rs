@@ -56,6 +56,7 @@ pub use crate::proxy::Proxy;
 pub use crate::split::{ReadHalf, WriteHalf};
 pub use crate::websocket::WebSocket;
 pub use wsx_proto::{
-    write_request, write_response, Accept, CloseCode, CloseFrame, CloseState, HandshakeError,
-    Limits, Message, Negotiated, OpCode, ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
+    write_request, write_response, Accept, CloseCode, CloseFrame, CloseState, DeflateConfig,
+    DeflateParams, HandshakeError, Limits, Message, Negotiated, OpCode, ProtocolError, Role,
+    Upgrade, UsageError, Utf8Bytes,
 };

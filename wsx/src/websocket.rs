@@ -111,6 +111,11 @@ where
         self.negotiated.subprotocol()
     }
 
+    /// Everything the opening handshake agreed on (subprotocol, extensions, deflate).
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
     /// Where the closing handshake stands.
     pub fn close_state(&self) -> CloseState {
         self.conn.close_state()

@@ -82,7 +82,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .limits(limits)
         .handshake_timeout(args.handshake_timeout)
         .keepalive(nonzero(args.keepalive))
-        .idle_timeout(nonzero(args.idle_timeout));
+        .idle_timeout(nonzero(args.idle_timeout))
+        .deflate((!args.no_deflate).then(wsx::DeflateConfig::default));
     let (stop, shutdown) = watch::channel(false);
     let state = Arc::new(State {
         config,

@@ -8,7 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::mask::apply_mask_at;
-use super::FrameHeader;
+use super::{FrameHeader, OpCode};
 use crate::error::ProtocolError;
 use crate::Role;
 
@@ -95,7 +95,8 @@ impl FrameDecoder {
             _ => {}
         }
         // RFC 7692 §6: RSV1 only on the first frame of a data message, and only when negotiated.
-        if header.rsv1 && (!self.rsv1_allowed || header.opcode.is_control()) {
+        let first_data_frame = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv1 && (!self.rsv1_allowed || !first_data_frame) {
             return Err(ProtocolError::ReservedBits);
         }
         if header.payload_len > self.max_frame_size as u64 {
@@ -118,7 +119,6 @@ fn unmask(mut payload: BytesMut, mask: Option<[u8; 4]>, offset: usize) -> Bytes 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::OpCode;
 
     fn decode_all(decoder: &mut FrameDecoder, wire: &[u8]) -> Vec<Piece> {
         let mut src = BytesMut::from(wire);
@@ -181,6 +181,11 @@ mod tests {
         assert_eq!(
             deflate.decode(&mut BytesMut::from(&[0xc9, 0x00][..])),
             Err(ProtocolError::ReservedBits)
+        );
+        assert_eq!(
+            deflate.decode(&mut BytesMut::from(&[0xc0, 0x00][..])),
+            Err(ProtocolError::ReservedBits),
+            "never on a continuation"
         );
     }
 

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 
 use super::{has_token, is_token, Extension, Key, Negotiated, Parsed};
 use crate::config::Limits;
+use crate::deflate::DeflateConfig;
 use crate::error::{HandshakeError, UsageError};
 
 /// How much of a refusal's body an error keeps.
@@ -35,6 +36,7 @@ pub struct ClientRequest {
     subprotocols: Vec<String>,
     extensions: Vec<String>,
     headers: Vec<(String, String)>,
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientRequest {
@@ -46,7 +48,14 @@ impl ClientRequest {
             subprotocols: Vec::new(),
             extensions: Vec::new(),
             headers: Vec::new(),
+            deflate: None,
         }
+    }
+
+    /// Offer permessage-deflate (RFC 7692) on these terms.
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> Self {
+        self.deflate = config;
+        self
     }
 
     /// Send an `Origin` header.
@@ -124,17 +133,18 @@ impl ClientRequest {
                 header_value(&self.subprotocols.join(", "))?,
             );
         }
+        let mut offers = self.extensions.clone();
+        if let Some(deflate) = &self.deflate {
+            offers.insert(0, deflate.offer());
+        }
         let mut offered = Vec::new();
-        for offer in &self.extensions {
+        for offer in &offers {
             let parsed = Extension::parse_list(offer)
                 .map_err(|why| UsageError::InvalidHeader(format!("extension {offer:?}: {why}")))?;
             offered.extend(parsed.into_iter().map(|e| e.name().to_string()));
         }
-        if !self.extensions.is_empty() {
-            headers.insert(
-                header::SEC_WEBSOCKET_EXTENSIONS,
-                header_value(&self.extensions.join(", "))?,
-            );
+        if !offers.is_empty() {
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, header_value(&offers.join(", "))?);
         }
 
         let mut request = Request::new(());
@@ -145,6 +155,7 @@ impl ClientRequest {
             accept: key.accept(),
             subprotocols: self.subprotocols,
             extensions: offered,
+            deflate: self.deflate,
             host,
             port,
             secure,
@@ -187,6 +198,7 @@ pub struct ClientHandshake {
     accept: String,
     subprotocols: Vec<String>,
     extensions: Vec<String>,
+    deflate: Option<DeflateConfig>,
     host: String,
     port: u16,
     secure: bool,
@@ -265,6 +277,7 @@ impl ClientHandshake {
             (Some(_), None) => return Err(HandshakeError::AcceptMismatch),
         }
         let mut extensions = Vec::new();
+        let mut deflate = None;
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
             let value = value.to_str().map_err(|_| bad("Sec-WebSocket-Extensions not ASCII"))?;
             let list = Extension::parse_list(value)
@@ -275,6 +288,16 @@ impl ClientHandshake {
                 }
                 if extensions.iter().any(|e: &Extension| e.name() == ext.name()) {
                     return Err(bad(&format!("extension {} accepted twice", ext.name())));
+                }
+                if ext.name() == crate::deflate::NAME {
+                    let config = self
+                        .deflate
+                        .as_ref()
+                        .ok_or_else(|| bad("permessage-deflate was accepted but not offered"))?;
+                    let params = config
+                        .verify(&ext)
+                        .map_err(|why| bad(&format!("permessage-deflate response: {why}")))?;
+                    deflate = Some(params);
                 }
                 extensions.push(ext);
             }
@@ -294,6 +317,7 @@ impl ClientHandshake {
         Ok(Negotiated {
             subprotocol,
             extensions: extensions.iter().map(ToString::to_string).collect(),
+            deflate,
         })
     }
 }

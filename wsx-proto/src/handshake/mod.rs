@@ -85,6 +85,7 @@ pub fn accept_key(key: &[u8]) -> String {
 pub struct Negotiated {
     pub(crate) subprotocol: Option<String>,
     pub(crate) extensions: Vec<String>,
+    pub(crate) deflate: Option<crate::deflate::DeflateParams>,
 }
 
 impl Negotiated {
@@ -96,6 +97,11 @@ impl Negotiated {
     /// The extensions in use, as the server's `Sec-WebSocket-Extensions` listed them.
     pub fn extensions(&self) -> &[String] {
         &self.extensions
+    }
+
+    /// The permessage-deflate parameters, if the extension was agreed on.
+    pub fn deflate(&self) -> Option<&crate::deflate::DeflateParams> {
+        self.deflate.as_ref()
     }
 }
 
@@ -116,6 +122,10 @@ pub struct Extension {
 }
 
 impl Extension {
+    pub(crate) fn new(name: &str, params: Vec<(String, Option<String>)>) -> Self {
+        Self { name: name.to_string(), params }
+    }
+
     /// The extension's name.
     pub fn name(&self) -> &str {
         &self.name

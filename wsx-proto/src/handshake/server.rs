@@ -156,6 +156,13 @@ impl Upgrade {
                 return Err(UsageError::ExtensionNotOffered(ext.name().to_string()));
             }
         }
+        // permessage-deflate is negotiated here (RFC 7692 §5), not by the application.
+        let deflate = accept.deflate.and_then(|config| config.accept(&self.extensions));
+        let mut extensions = accept.extensions;
+        extensions.retain(|e| e.name() != crate::deflate::NAME);
+        if let Some((response, _)) = &deflate {
+            extensions.insert(0, response.clone());
+        }
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -167,11 +174,12 @@ impl Upgrade {
         if let Some(p) = &accept.subprotocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value(p));
         }
-        let extensions: Vec<String> = accept.extensions.iter().map(ToString::to_string).collect();
+        let extensions: Vec<String> = extensions.iter().map(ToString::to_string).collect();
         if !extensions.is_empty() {
             headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value(&extensions.join(", ")));
         }
-        Ok((response, Negotiated { subprotocol: accept.subprotocol, extensions }))
+        let deflate = deflate.map(|(_, params)| params);
+        Ok((response, Negotiated { subprotocol: accept.subprotocol, extensions, deflate }))
     }
 }
 
@@ -189,6 +197,7 @@ pub struct Accept {
     subprotocol: Option<String>,
     extensions: Vec<Extension>,
     headers: HeaderMap,
+    deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Accept {
@@ -201,6 +210,17 @@ impl Accept {
     pub fn subprotocol(mut self, subprotocol: Option<&str>) -> Self {
         self.subprotocol = subprotocol.map(str::to_string);
         self
+    }
+
+    /// Accept permessage-deflate (RFC 7692) if the client offers it acceptably, on these terms.
+    pub fn deflate(mut self, config: Option<crate::deflate::DeflateConfig>) -> Self {
+        self.deflate = config;
+        self
+    }
+
+    /// Whether permessage-deflate will be accepted when offered.
+    pub fn deflate_config(&self) -> Option<&crate::deflate::DeflateConfig> {
+        self.deflate.as_ref()
     }
 
     /// Accept an extension the client offered, with the parameters to answer with.

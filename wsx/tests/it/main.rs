@@ -2,6 +2,7 @@
 
 mod close;
 mod connecting;
+mod deflate;
 mod echo;
 mod handshake;
 mod hyper;

@@ -1,0 +1,237 @@
+//! Compressing and inflating messages (RFC 7692 §7.2) with zlib's raw deflate (flate2 on the
+//! pure-Rust zlib-rs backend, which honours window sizes).
+//!
+//! Inflating is incremental and bounded: output past the message limit fails with 1009 at once,
+//! so a small "bomb" never allocates more than the limit.
+
+use bytes::{BufMut, BytesMut};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::ProtocolError;
+
+/// The bytes a sync flush ends with; removed from each compressed message (§7.2.1) and put back
+/// before inflating (§7.2.2).
+const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Output grows in steps of this much.
+const STEP: usize = 16 * 1024;
+
+/// Compresses this side's messages.
+#[derive(Debug)]
+pub(crate) struct Deflater {
+    state: Option<Compress>,
+    level: u32,
+    window_bits: u8,
+    no_context_takeover: bool,
+}
+
+impl Deflater {
+    /// `None` when zlib cannot honour the window (8 bits): messages then go uncompressed.
+    pub(crate) fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Option<Self> {
+        (window_bits >= 9).then_some(Self { state: None, level, window_bits, no_context_takeover })
+    }
+
+    /// Compresses `input`, the next part of a message, onto `out`. `last`: the message ends
+    /// here, so the sync-flush trailer is removed and, without context takeover, the state is
+    /// freed.
+    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) {
+        let (level, bits) = (self.level, self.window_bits);
+        let state = self.state.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
+        });
+        let start_in = state.total_in();
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(STEP.max(input.len() / 2));
+            }
+            let consumed = (state.total_in() - start_in) as usize;
+            // Raw deflate of in-memory data cannot fail: the stream is always in a valid state.
+            state
+                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+                .expect("deflate of a valid stream");
+            // zlib: a flush is complete when it returns with output space left over.
+            if (state.total_in() - start_in) as usize == input.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if last {
+            if out.ends_with(&TRAILER) {
+                out.truncate(out.len() - TRAILER.len());
+            }
+            if self.no_context_takeover {
+                self.state = None;
+            }
+        }
+    }
+}
+
+/// Inflates the peer's messages.
+#[derive(Debug)]
+pub(crate) struct Inflater {
+    state: Option<Decompress>,
+    window_bits: u8,
+    no_context_takeover: bool,
+    /// The deflate stream ended (a block with BFINAL): the rest of the message is ignored.
+    ended: bool,
+}
+
+impl Inflater {
+    pub(crate) fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+        // zlib inflates an 8-bit window with a 9-bit one; a larger window reads any smaller.
+        Self { state: None, window_bits: window_bits.max(9), no_context_takeover, ended: false }
+    }
+
+    /// Inflates the next part of a compressed message onto `out`, failing with 1009 as soon as
+    /// `out` would pass `limit`.
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        if self.ended {
+            return Ok(());
+        }
+        let bits = self.window_bits;
+        let state = self.state.get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let start_in = state.total_in();
+        let mut scratch = [0u8; 8 * 1024];
+        loop {
+            let consumed = (state.total_in() - start_in) as usize;
+            let before_out = state.total_out();
+            let status = state
+                .decompress(&input[consumed..], &mut scratch, FlushDecompress::Sync)
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let produced = (state.total_out() - before_out) as usize;
+            if out.len() + produced > limit {
+                return Err(ProtocolError::MessageTooBig {
+                    size: (out.len() + produced) as u64,
+                    max: limit,
+                });
+            }
+            out.put_slice(&scratch[..produced]);
+            let now = (state.total_in() - start_in) as usize;
+            if status == Status::StreamEnd {
+                self.ended = true;
+                return Ok(());
+            }
+            let all_in = now == input.len() && produced < scratch.len();
+            let stuck = produced == 0 && now == consumed;
+            if all_in || stuck {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Ends a message: inflates the trailer the sender removed, and frees or keeps the state.
+    pub(crate) fn finish(&mut self, out: &mut BytesMut, limit: usize) -> Result<(), ProtocolError> {
+        let result = self.inflate(&TRAILER, out, limit);
+        if self.no_context_takeover || self.ended {
+            // A stream that ended with BFINAL cannot be continued: the next message starts anew.
+            self.state = None;
+            self.ended = false;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deflate(d: &mut Deflater, text: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        d.compress(text, &mut out, true);
+        out
+    }
+
+    fn inflate(i: &mut Inflater, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
+        let mut out = BytesMut::new();
+        i.inflate(data, &mut out, limit)?;
+        i.finish(&mut out, limit)?;
+        Ok(out.to_vec())
+    }
+
+    /// RFC 7692 §7.2.3.1 and §7.2.3.2: "Hello", then "Hello" again sharing the window.
+    #[test]
+    fn rfc_hello_with_and_without_context_takeover() {
+        let mut d = Deflater::new(6, 15, false).unwrap();
+        assert_eq!(deflate(&mut d, b"Hello"), [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(deflate(&mut d, b"Hello"), [0xf2, 0x00, 0x11, 0x00, 0x00]);
+        let mut fresh = Deflater::new(6, 15, true).unwrap();
+        assert_eq!(deflate(&mut fresh, b"Hello"), [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(deflate(&mut fresh, b"Hello"), [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+
+        let mut i = Inflater::new(15, false);
+        assert_eq!(
+            inflate(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(),
+            b"Hello"
+        );
+        assert_eq!(inflate(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100).unwrap(), b"Hello");
+    }
+
+    /// §7.2.3.3: a stored (uncompressed) block; §7.2.3.4: BFINAL set; §7.2.3.5: two blocks.
+    #[test]
+    fn rfc_stored_bfinal_and_two_blocks() {
+        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        assert_eq!(inflate(&mut Inflater::new(15, false), &stored, 100).unwrap(), b"Hello");
+        let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        let mut i = Inflater::new(15, false);
+        assert_eq!(inflate(&mut i, &bfinal, 100).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut i, &bfinal, 100).unwrap(), b"Hello", "a new stream after BFINAL");
+        let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(inflate(&mut Inflater::new(15, false), &two, 100).unwrap(), b"Hello");
+    }
+
+    /// The compressed stream may be cut anywhere (§7.2.3.1's fragmented example).
+    #[test]
+    fn inflate_in_pieces() {
+        let mut i = Inflater::new(15, false);
+        let mut out = BytesMut::new();
+        i.inflate(&[0xf2, 0x48, 0xcd], &mut out, 100).unwrap();
+        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+        i.finish(&mut out, 100).unwrap();
+        assert_eq!(&out[..], b"Hello");
+    }
+
+    #[test]
+    fn large_messages_roundtrip_with_every_window() {
+        let text: Vec<u8> = (0..300_000u32).map(|i| (i % 7 + i / 1000 % 13) as u8 + b'a').collect();
+        for bits in 9..=15 {
+            for no_takeover in [false, true] {
+                let mut d = Deflater::new(6, bits, no_takeover).unwrap();
+                let mut i = Inflater::new(bits, no_takeover);
+                for _ in 0..3 {
+                    let compressed = deflate(&mut d, &text);
+                    assert!(compressed.len() < text.len() / 4, "bits {bits}");
+                    assert_eq!(inflate(&mut i, &compressed, 1 << 20).unwrap(), text, "bits {bits}");
+                }
+            }
+        }
+        assert!(Deflater::new(6, 8, false).is_none(), "zlib cannot compress with 8 bits");
+    }
+
+    /// A bomb: a few KiB that inflate to 32 MiB are refused as soon as the limit is passed.
+    #[test]
+    fn bomb_is_refused_at_the_limit() {
+        let zeros = vec![0u8; 32 << 20];
+        let mut d = Deflater::new(9, 15, true).unwrap();
+        let bomb = deflate(&mut d, &zeros);
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let mut i = Inflater::new(15, true);
+        let mut out = BytesMut::new();
+        let err = i.inflate(&bomb, &mut out, 1 << 20).unwrap_err();
+        assert!(matches!(err, ProtocolError::MessageTooBig { max: 1048576, .. }), "{err:?}");
+        assert!(out.len() <= 1 << 20, "never more than the limit: {}", out.len());
+        assert!(out.capacity() <= 2 << 20, "nor allocated: {}", out.capacity());
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error() {
+        let mut i = Inflater::new(15, false);
+        assert_eq!(
+            inflate(&mut i, &[0xff, 0xff, 0xff, 0xff], 100),
+            Err(ProtocolError::InvalidCompressedData)
+        );
+    }
+}
