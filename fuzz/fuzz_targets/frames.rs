@@ -3,17 +3,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsx_proto::{Config, Connection, Limits, Message, Negotiated, Role};
+use wsx_proto::{
+    Accept, ClientRequest, Config, Connection, DeflateConfig, Key, Limits, Message, Negotiated,
+    Role, Upgrade,
+};
 
 const MAX: usize = 4096;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, data)) = data.split_first() else { return };
     let role = if control & 1 == 0 { Role::Server } else { Role::Client };
-    let chunk = usize::from(control >> 1) + 1;
+    let chunk = usize::from(control >> 2) + 1;
+    // Bit 1: permessage-deflate agreed on, so compressed frames (and bombs) reach the inflater.
+    let negotiated = if control & 2 != 0 { deflate_negotiated() } else { Negotiated::default() };
     let config =
         Config::default().limits(Limits::default().max_message_size(MAX)).rng_seed([0; 32]);
-    let mut conn = Connection::new(role, &Negotiated::default(), config);
+    let mut conn = Connection::new(role, &negotiated, config);
     for piece in data.chunks(chunk) {
         conn.receive(piece);
         loop {
@@ -37,3 +42,13 @@ fuzz_target!(|data: &[u8]| {
     while let Ok(Some(_)) = conn.next_message() {}
     assert!(conn.is_closed());
 });
+
+fn deflate_negotiated() -> Negotiated {
+    let deflate = DeflateConfig::default().max_window_bits(10);
+    let handshake = ClientRequest::new("ws://h/")
+        .deflate(Some(deflate))
+        .build(Key::from_bytes([0; 16]))
+        .unwrap();
+    let upgrade = Upgrade::from_request(handshake.request()).unwrap();
+    upgrade.accept(Accept::new().deflate(Some(deflate))).unwrap().1
+}

@@ -80,9 +80,17 @@ try {
   }
   const protocol = await alice.evaluate(() => document.querySelector("#info").textContent);
   if (!protocol.includes("subprotocol: chat")) fail(`subprotocol not negotiated: ${protocol}`);
+  // Chromium offers permessage-deflate and wsx serve accepts it: the chat ran compressed.
+  if (!protocol.includes("extensions: permessage-deflate")) fail(`no compression: ${protocol}`);
+  // A long message crosses compressed both ways and arrives intact.
+  const long = "compressible ".repeat(2000).trim();
+  await say(alice, long);
+  await bob.waitForFunction((text) => [...document.querySelectorAll("#messages li")]
+    .some((li) => li.childNodes[1] && li.childNodes[1].textContent === text), long, { timeout: 10000 })
+    .catch(() => fail("bob did not receive the long compressed message intact"));
   await alice.screenshot({ path: resolve(shots, "chat-alice.png") });
   await bob.screenshot({ path: resolve(shots, "chat-bob.png") });
-  console.log(`ok: two pages chatted in one room; screenshots in ${shots}/chat-alice.png and chat-bob.png`);
+  console.log(`ok: two pages chatted in one room (${protocol.match(/extensions: [^)]*/)[0]}); screenshots in ${shots}/chat-alice.png and chat-bob.png`);
 } finally {
   if (browser) await browser.close();
   server.kill("SIGTERM");
