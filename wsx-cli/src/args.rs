@@ -64,8 +64,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) slow_timeout: Duration,
     /// Do not accept permessage-deflate (accepted by default, as browsers offer it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "deflate_takeover")]
     pub(crate) no_deflate: bool,
+    /// Let permessage-deflate keep its state between messages (context takeover): better
+    /// compression of small similar messages, but about 350 KB per connection that has sent or
+    /// received a compressed message (the default frees it after each message: ~4 KB idle).
+    #[arg(long)]
+    pub(crate) deflate_takeover: bool,
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,

@@ -174,7 +174,14 @@ impl Connection {
                     }
                     return Ok(None);
                 }
-                Ok(None) => return Ok(None),
+                Ok(None) => {
+                    // Everything received was used: give the buffer back, so that an idle
+                    // connection holds no receive buffer (it is allocated again on the next read).
+                    if self.incoming.is_empty() && self.incoming.capacity() > 0 {
+                        self.incoming = BytesMut::new();
+                    }
+                    return Ok(None);
+                }
                 Err(e) => return Err(self.fail(e)),
             };
             let message = match piece.header.opcode {

@@ -57,7 +57,9 @@ impl Outgoing {
         let chunk = match self.ready.pop_front() {
             Some(chunk) => chunk,
             None if self.pending.is_empty() => return None,
-            None => self.pending.split().freeze(),
+            // `take`, not `split`: no spare capacity stays behind to pin the written bytes'
+            // allocation while the connection is idle.
+            None => std::mem::take(&mut self.pending).freeze(),
         };
         self.len -= chunk.len();
         Some(chunk)
