@@ -370,3 +370,103 @@ async fn tls_serves_https_and_wss() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("TLS error"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Sends raw bytes and returns the status line of the answer ("" if the server just closed).
+async fn raw_status(addr: &str, request: &[u8]) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(request).await;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match within("answer", tcp.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&reply).to_string();
+    text.lines().next().unwrap_or("").to_string()
+}
+
+/// The opening handshake as real clients send it (the seeds), and every way a request is
+/// refused (RFC 6455 §4.2.1, §4.4; RFC 9112), each with its status, against the binary.
+#[tokio::test]
+async fn handshake_acceptance_and_refusal_suite() {
+    // --allow-origin: the seeds' pages come from other origins than the server's Host.
+    let server = Server::start(&["--allow-origin", "*", "--handshake-timeout", "1s"]);
+    let key = "Sec-WebSocket-Key: UvyGH6jvbDySVThkGrtHUQ==\r\n";
+    let good = |extra: &str, skip: &str| {
+        let mut lines = vec![
+            "Host: 127.0.0.1".to_string(),
+            "Upgrade: websocket".into(),
+            "Connection: Upgrade".into(),
+            key.trim_end().to_string(),
+            "Sec-WebSocket-Version: 13".into(),
+        ];
+        lines.retain(|l| skip.is_empty() || !l.starts_with(skip));
+        format!("GET /echo HTTP/1.1\r\n{}\r\n{extra}\r\n", lines.join("\r\n"))
+    };
+    let seeds = [
+        // seed 1: Chrome 70 through a proxy, absolute-form target, deflate offer
+        "GET ws://172.22.9.1:8301/echo HTTP/1.1\r\nHost: 172.22.9.1:8301\r\nConnection: Upgrade\r\n\
+         Pragma: no-cache\r\nCache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 Chrome/70.0.3538.102\r\n\
+         Upgrade: websocket\r\nOrigin: http://localhost:9318\r\nSec-WebSocket-Version: 13\r\n\
+         Accept-Encoding: gzip, deflate\r\nAccept-Language: zh-CN,zh;q=0.9,en;q=0.8,zh-TW;q=0.7\r\n\
+         Sec-WebSocket-Key: UvyGH6jvbDySVThkGrtHUQ==\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        // seed 3: Chrome 81 with a cookie and subprotocols
+        "GET /chat/seed HTTP/1.1\r\nHost: server.example.cn:443\r\nConnection: Upgrade\r\n\
+         Pragma: no-cache\r\nCache-Control: no-cache\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Cookie: user_id=XXXXX\r\nSec-WebSocket-Key: 1/2hTi/+eNURiekpNI4k5Q==\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+         Sec-WebSocket-Protocol: binary, base64\r\n\r\n",
+        // the RFC's own sample (seeds 0, 1, 3)
+        "GET /chat/sample HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+    ];
+    for seed in seeds {
+        let status = raw_status(&server.addr, seed.as_bytes()).await;
+        assert_eq!(status, "HTTP/1.1 101 Switching Protocols", "{seed}");
+    }
+    let many_headers: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(String, &str)> = vec![
+        (good("", ""), "HTTP/1.1 101 Switching Protocols"),
+        (good("Connection: keep-alive\r\n", "Connection"), "HTTP/1.1 400 Bad Request"),
+        (
+            good("Connection: keep-alive, Upgrade\r\n", "Connection"),
+            "HTTP/1.1 101 Switching Protocols",
+        ),
+        (good("", "Host"), "HTTP/1.1 400 Bad Request"),
+        (good("Host: other\r\n", ""), "HTTP/1.1 400 Bad Request"),
+        (good("", "Sec-WebSocket-Key"), "HTTP/1.1 400 Bad Request"),
+        (good("Sec-WebSocket-Key: c2hvcnQ=\r\n", "Sec-WebSocket-Key"), "HTTP/1.1 400 Bad Request"),
+        (good(key, ""), "HTTP/1.1 400 Bad Request"),
+        (
+            good("Sec-WebSocket-Version: 8\r\n", "Sec-WebSocket-Version"),
+            "HTTP/1.1 426 Upgrade Required",
+        ),
+        (good("", "Sec-WebSocket-Version"), "HTTP/1.1 400 Bad Request"),
+        (good("Upgrade: h2c\r\n", "Upgrade"), "HTTP/1.1 426 Upgrade Required"),
+        (good("", "Upgrade"), "HTTP/1.1 426 Upgrade Required"),
+        (good("Origin: http://a\r\nOrigin: http://b\r\n", ""), "HTTP/1.1 400 Bad Request"),
+        (good("Sec-WebSocket-Protocol: a b\r\n", ""), "HTTP/1.1 400 Bad Request"),
+        (good("", "").replacen("GET", "POST", 1), "HTTP/1.1 405 Method Not Allowed"),
+        // hyper answers HTTP/1.0 in kind
+        (good("", "").replacen("HTTP/1.1", "HTTP/1.0", 1), "HTTP/1.0 400 Bad Request"),
+        (
+            good(&format!("X-Big: {}\r\n", "a".repeat(9000)), ""),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+        (good(&many_headers, ""), "HTTP/1.1 431 Request Header Fields Too Large"),
+        (good("", "").replace("/echo", "/nope"), "HTTP/1.1 404 Not Found"),
+        ("GET /echo HTTP/1.1\r\nHost : x\r\n\r\n".to_string(), "HTTP/1.1 400 Bad Request"),
+    ];
+    for (request, expected) in &cases {
+        let status = raw_status(&server.addr, request.as_bytes()).await;
+        assert_eq!(&status, expected, "request:\n{request}");
+    }
+    // A client that stalls halfway is dropped at the handshake timeout (1 s here).
+    let stalled = raw_status(&server.addr, b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgr").await;
+    assert!(stalled.is_empty() || stalled.contains("408"), "{stalled}");
+}

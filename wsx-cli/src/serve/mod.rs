@@ -188,9 +188,13 @@ where
         let (state, alive) = (state.clone(), alive.clone());
         service_fn(move |request| handle(request, peer, state.clone(), alive.clone()))
     };
+    let limits = state.config.limits_ref();
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.args.handshake_timeout)
+        // The same head limits as wsx-proto's parser (431 beyond them); hyper's minimum is 8 KiB.
+        .max_buf_size(limits.head_size().max(8192))
+        .max_headers(limits.headers())
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
