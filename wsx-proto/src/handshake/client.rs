@@ -280,6 +280,9 @@ impl ClientHandshake {
         let mut deflate = None;
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
             let value = value.to_str().map_err(|_| bad("Sec-WebSocket-Extensions not ASCII"))?;
+            if value.trim().is_empty() {
+                continue; // an empty list accepts nothing (RFC 9110 §5.6.1)
+            }
             let list = Extension::parse_list(value)
                 .map_err(|why| bad(&format!("Sec-WebSocket-Extensions: {why}")))?;
             for ext in list {

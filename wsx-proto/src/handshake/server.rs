@@ -97,6 +97,11 @@ impl Upgrade {
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
             let value =
                 value.to_str().map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
+            // An empty list (Python's websockets sends one when it offers nothing) is no
+            // offer: RFC 9110 §5.6.1 asks recipients to ignore empty list elements.
+            if value.trim().is_empty() {
+                continue;
+            }
             extensions.extend(
                 Extension::parse_list(value)
                     .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,

@@ -278,6 +278,17 @@ fn malformed_offers_are_400() {
     assert_eq!(upgrade(&origins).unwrap_err(), HandshakeError::DuplicateHeader("Origin"));
 }
 
+/// Found by the interop suite: Python's websockets sends an empty `Sec-WebSocket-Extensions`
+/// header when it offers nothing. That is no offer, not a malformed request.
+#[test]
+fn interop_python_empty_extensions_header_is_no_offer() {
+    let wire = sample_with("Origin", Some("Sec-WebSocket-Extensions: "));
+    let up = upgrade(&wire).unwrap();
+    assert!(up.extensions().is_empty());
+    let response = GOOD_RESPONSE.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: \r\n\r\n");
+    assert!(client_result(&response).is_ok());
+}
+
 /// Refusals carry a one-line plain-text reason that names the header at fault.
 #[test]
 fn refusals_are_one_line_plain_text() {
