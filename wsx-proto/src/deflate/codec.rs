@@ -40,6 +40,7 @@ impl Deflater {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
         let start_in = state.total_in();
+        let start_out = out.len();
         loop {
             if out.capacity() - out.len() < 64 {
                 out.reserve(STEP.max(input.len() / 2));
@@ -55,7 +56,12 @@ impl Deflater {
             }
         }
         if last {
-            if out.ends_with(&TRAILER) {
+            if out.len() == start_out {
+                // zlib writes nothing when nothing is new since its last flush; the message must
+                // still end with an empty stored block (§7.2.1), whose first byte is all that
+                // remains once its last four are removed (§7.2.3.6).
+                out.push(0x00);
+            } else if out.ends_with(&TRAILER) {
                 out.truncate(out.len() - TRAILER.len());
             }
             if self.no_context_takeover {
@@ -224,6 +230,30 @@ mod tests {
         assert!(matches!(err, ProtocolError::MessageTooBig { max: 1048576, .. }), "{err:?}");
         assert!(out.len() <= 1 << 20, "never more than the limit: {}", out.len());
         assert!(out.capacity() <= 2 << 20, "nor allocated: {}", out.capacity());
+    }
+
+    /// Found by the interop suite (Node ws and Python websockets failed with 1007): an empty
+    /// message after another produced no output, and the receiver's restored trailer was then
+    /// not a valid block. Empty messages and empty last fragments, in every order.
+    #[test]
+    fn interop_empty_messages_keep_the_stream_valid() {
+        for no_takeover in [false, true] {
+            let mut d = Deflater::new(6, 15, no_takeover).unwrap();
+            let mut i = Inflater::new(15, no_takeover);
+            for msg in [&b""[..], b"", b"\x00", b"abc", b"", b"Hello", b"Hello", b""] {
+                assert_eq!(inflate(&mut i, &deflate(&mut d, msg), 100).unwrap(), msg);
+            }
+            // a fragmented message whose last fragment is empty
+            let mut first = Vec::new();
+            d.compress(b"Hello", &mut first, false);
+            let mut last = Vec::new();
+            d.compress(b"", &mut last, true);
+            let mut out = BytesMut::new();
+            i.inflate(&first, &mut out, 100).unwrap();
+            i.inflate(&last, &mut out, 100).unwrap();
+            i.finish(&mut out, 100).unwrap();
+            assert_eq!(&out[..], b"Hello");
+        }
     }
 
     #[test]
