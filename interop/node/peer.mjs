@@ -1,7 +1,7 @@
 // Node's `ws` as an interop peer of wsx, both ways (same modes as interop/python/peer.py).
 //
 //   node peer.mjs server PORT [--deflate off|default|fresh|w9] [--tls CERT KEY]
-//   node peer.mjs client URL [--deflate ...] [--cafile PEM]
+//   node peer.mjs client URL [--deflate ...] [--server-deflate off] [--cafile PEM]
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import WebSocket, { WebSocketServer } from "ws";
@@ -70,8 +70,8 @@ if (args[0] === "server") {
   await new Promise((ok) => ws.on("open", ok));
   const expected = url.includes("/chat/") ? "superchat" : "";
   check("subprotocol", ws.protocol === expected, `${ws.protocol || "none"} (expected ${expected || "none"})`);
-  check(kind === "off" ? "no deflate" : "deflate negotiated",
-    (kind !== "off") === ws.extensions.includes("permessage-deflate"), ws.extensions);
+  const agree = kind !== "off" && option("--server-deflate", "on") !== "off";
+  check(agree ? "deflate negotiated" : "no deflate", agree === ws.extensions.includes("permessage-deflate"), ws.extensions);
   for (const size of SIZES) {
     const text = "é".repeat(size / 2);
     ws.send(text);

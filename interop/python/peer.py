@@ -3,7 +3,7 @@
   peer.py server PORT [--deflate off|default|fresh|w9] [--tls CERT KEY]
       an echo server: echoes text and binary, selects subprotocol "chat" when offered,
       and on /close/CODE closes with that code right after the handshake.
-  peer.py client URL [--deflate ...] [--cafile PEM] [--no-close-path]
+  peer.py client URL [--deflate ...] [--server-deflate off] [--cafile PEM]
       runs the checks below against a server that echoes (wsx serve /echo) and prints one line
       per check; exits 1 if any failed.
 """
@@ -84,7 +84,8 @@ async def run_client(url, args):
         expected = "superchat" if "/chat/" in url else None
         check("subprotocol", ws.subprotocol == expected, f"{ws.subprotocol} (expected {expected})")
         ext = ws.response.headers.get("Sec-WebSocket-Extensions", "")
-        check("deflate negotiated" if kind != "off" else "no deflate", (kind != "off") == ("permessage-deflate" in ext), ext)
+        agree = kind != "off" and option(args, "--server-deflate", "on") != "off"
+        check("deflate negotiated" if agree else "no deflate", agree == ("permessage-deflate" in ext), ext)
         for size in SIZES:
             text = ("é" * (size // 2))
             await ws.send(text)

@@ -1,7 +1,8 @@
 //! wsx as a client of another implementation's echo server (the interop suite's peers:
 //! `interop/python/peer.py server`, `interop/node/peer.mjs server`).
 //!
-//! `cargo run -p wsx --example interop_client -- ws://127.0.0.1:PORT [--deflate off|default|fresh|w9] [--cafile PEM]`
+//! `cargo run -p wsx --example interop_client -- ws://127.0.0.1:PORT [--deflate off|default|fresh|w9]
+//! [--server-deflate off] [--cafile PEM]` (`--server-deflate off`: the server will decline).
 //!
 //! The server must echo text and binary, select subprotocol `chat`, and close with CODE on
 //! `/close/CODE`. One line per check; exit status 1 if any failed.
@@ -33,8 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "w9" => Some(DeflateConfig::default().threshold(0).max_window_bits(9)),
         other => return Err(format!("unknown --deflate {other}").into()),
     };
-    let config = Config::default().limits(Limits::default().max_message_size(32 << 20)).deflate(deflate);
-    let mut connector = Connector::new().no_proxy().config(config).subprotocols(["superchat", "chat"]);
+    let config =
+        Config::default().limits(Limits::default().max_message_size(32 << 20)).deflate(deflate);
+    let mut connector =
+        Connector::new().no_proxy().config(config).subprotocols(["superchat", "chat"]);
     if let Some(ca) = option("--cafile") {
         connector = connector.tls(wsx::tls::client_config(Some(ca.as_ref()))?);
     }
@@ -44,9 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     c.check("subprotocol", ws.subprotocol() == Some("chat"), format!("{:?}", ws.subprotocol()));
     let extensions = response.headers().get("sec-websocket-extensions");
     let agreed = ws.negotiated().deflate().is_some();
+    let expected = deflate.is_some() && option("--server-deflate").is_none_or(|k| k != "off");
     c.check(
-        if deflate.is_some() { "deflate negotiated" } else { "no deflate" },
-        agreed == deflate.is_some(),
+        if expected { "deflate negotiated" } else { "no deflate" },
+        agreed == expected,
         format!("{extensions:?}"),
     );
     for size in [0usize, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20] {
