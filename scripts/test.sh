@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of the project, in the order a failure is cheapest to read:
-# format, lints, unit + integration + doc tests, docs, benches compile, fuzz smoke runs.
+# Every test of the project, in the order a failure is cheapest to read: format, lints,
+# unit + integration + doc tests, docs, benches compile, the browser test, fuzz smoke runs,
+# the interop suite (real peers) and the Autobahn gate (about 10 minutes of the total).
 # Usage: scripts/test.sh            (FUZZ_SECONDS=N to fuzz each target longer; default 20)
 # Under CI=true nothing may be skipped: a missing tool is a failure, not a skip.
 set -euo pipefail
@@ -61,6 +62,20 @@ if cargo fuzz --version >/dev/null 2>&1; then
   done
 else
   missing cargo-fuzz "cargo install cargo-fuzz --locked"
+fi
+
+step "interop: Python websockets and Node ws, both ways"
+if command -v node >/dev/null && command -v openssl >/dev/null; then
+  scripts/interop.sh
+else
+  missing "node or openssl" "apt-get install nodejs openssl"
+fi
+
+step "conformance: the Autobahn Testsuite, server and client, all 517 cases"
+if [ -d ../shared/tools/autobahn ]; then
+  scripts/autobahn.sh
+else
+  missing "../shared/tools/autobahn" "check out the shared tools beside the project"
 fi
 
 step "all tests passed"
