@@ -24,6 +24,53 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Connect to a WebSocket server: stdin lines are sent as text, messages are printed.
     Connect(ConnectArgs),
+    /// Load-test a WebSocket echo server: closed-loop echo or handshake rate.
+    Bench(BenchArgs),
+}
+
+/// What `wsx bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchMode {
+    /// Each connection keeps --in-flight messages outstanding and sends one per echo received.
+    Echo,
+    /// Each worker opens a connection, completes the handshake, closes it, and starts again.
+    Handshake,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The ws:// or wss:// URL of an echo endpoint (e.g. wsx serve's /echo).
+    pub(crate) url: String,
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "echo")]
+    pub(crate) mode: BenchMode,
+    /// Connections (echo) or concurrent workers (handshake).
+    #[arg(short = 'c', long, default_value_t = 100, value_name = "N")]
+    pub(crate) connections: usize,
+    /// Message size (suffixes: KiB, MiB, ...).
+    #[arg(short = 's', long, default_value = "16", value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) size: usize,
+    /// Messages in flight per connection.
+    #[arg(short = 'k', long, default_value_t = 1, value_name = "K")]
+    pub(crate) in_flight: usize,
+    /// How long to measure, after the warm-up.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) duration: Duration,
+    /// Load before measuring starts (not counted).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) warmup: Duration,
+    /// Send text messages instead of binary.
+    #[arg(long)]
+    pub(crate) text: bool,
+    /// Offer permessage-deflate.
+    #[arg(long)]
+    pub(crate) deflate: bool,
+    /// Trust the CA certificates in this PEM file for wss://.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Print the final result as one JSON object on stdout (for scripts).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,8 @@
-//! `wsx`: a ready WebSocket server (`wsx serve`) and a terminal client (`wsx connect`).
+//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`) and a load
+//! generator (`wsx bench`).
 
 mod args;
+mod bench;
 mod connect;
 mod serve;
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         match cli.command {
             args::Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             args::Command::Connect(args) => connect::run(args).await,
+            args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

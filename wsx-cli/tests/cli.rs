@@ -470,3 +470,45 @@ async fn handshake_acceptance_and_refusal_suite() {
     let stalled = raw_status(&server.addr, b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgr").await;
     assert!(stalled.is_empty() || stalled.contains("408"), "{stalled}");
 }
+
+/// `wsx bench` against `wsx serve`: both modes run, bounded in time, and report a rate.
+#[test]
+fn wsx_bench_against_wsx_serve() {
+    let server = Server::start(&[]);
+    let output = Command::new(WSX)
+        .args([
+            "bench",
+            &server.url("/echo"),
+            "-c",
+            "4",
+            "-k",
+            "4",
+            "-d",
+            "1s",
+            "--warmup",
+            "200ms",
+        ])
+        .args(["--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json = String::from_utf8_lossy(&output.stdout);
+    assert!(json.contains("\"mode\":\"echo\"") && json.contains("\"errors\":0"), "{json}");
+    let ops: u64 =
+        json.split("\"operations\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!(ops > 0, "{json}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("msgs/s"), "a progress line");
+
+    let output = Command::new(WSX)
+        .args(["bench", &server.url("/echo"), "--mode", "handshake", "-c", "2", "-d", "1s"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("handshakes/s"));
+
+    // nothing to measure against: a clear error
+    let output =
+        Command::new(WSX).args(["bench", "ws://127.0.0.1:1/", "-d", "1s"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
+}
