@@ -29,8 +29,9 @@ cargo test --workspace --all-features
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
-step "benches compile"
+step "benches compile (criterion, and the peer servers of bench/run.py; no timing in CI)"
 cargo bench --workspace --all-features --no-run --quiet
+cargo build --quiet --manifest-path bench/servers/Cargo.toml
 
 step "browser: the chat page in headless Chromium (Playwright)"
 if command -v node >/dev/null && [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -d tests/browser/node_modules/playwright-core ]; then

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Timeout};
 
 /// Bytes read per `poll_read`. The buffer lives on the stack: an idle connection holds none.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 /// At most this many chunks go into one vectored write.
 const MAX_IOVECS: usize = 64;
 

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: wsx serve against tokio-tungstenite, fastwebsockets, tokio-websockets
+and a raw-TCP floor, on loopback, with the same load generator (`wsx bench`), runs interleaved.
+
+usage: bench/run.py [--runs 3] [--seconds 2] [--idle 10000] [--out BENCHMARKS.md]
+
+Scenarios (as in the issue): a 100 x 16 B, 1 in flight; b 10 x 64 KiB; c 1 x 16 MiB;
+p 100 x 16 B, 16 in flight; d handshakes/s (10 workers); e server memory per idle connection
+(RSS delta with N connections open). Prints medians, ratio to the best peer and to the floor.
+"""
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WSX = os.path.join(ROOT, "target/release/wsx")
+HOLD = os.path.join(ROOT, "target/release/examples/measure")
+PEERS = os.path.join(ROOT, "bench/servers/target/release")
+SERVERS = {
+    "wsx": lambda port: [WSX, "serve", "--listen", f"127.0.0.1:{port}", "--log", "error",
+                         "--max-connections", "20000", "--max-message-size", "64MiB",
+                         "--no-deflate", "--keepalive", "0"],
+    "tokio-tungstenite": lambda port: [f"{PEERS}/tungstenite", str(port)],
+    "fastwebsockets": lambda port: [f"{PEERS}/fastwebsockets", str(port)],
+    "tokio-websockets": lambda port: [f"{PEERS}/tokio_websockets", str(port)],
+    "floor (raw TCP)": lambda port: [f"{PEERS}/raw", str(port)],
+}
+PEER_NAMES = ["tokio-tungstenite", "fastwebsockets", "tokio-websockets"]
+SCENARIOS = {
+    "a: 100 conn x 16 B, 1 in flight": ["-c", "100", "-s", "16", "-k", "1"],
+    "b: 10 conn x 64 KiB": ["-c", "10", "-s", "65536", "-k", "1"],
+    "c: 1 conn x 16 MiB": ["-c", "1", "-s", "16777216", "-k", "1"],
+    "p: 100 conn x 16 B, 16 in flight": ["-c", "100", "-s", "16", "-k", "16"],
+    "d: handshakes/s (10 workers)": ["--mode", "handshake", "-c", "10"],
+}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(name):
+    port = free_port()
+    proc = subprocess.Popen(SERVERS[name](port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"{name} did not start")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench(port, args, seconds):
+    cmd = [WSX, "bench", f"ws://127.0.0.1:{port}/echo", "-d", f"{seconds}s", "--warmup", "500ms", "--json", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def idle_memory(name, n):
+    proc, port = start(name)
+    try:
+        # one connection first: allocator and runtime warm
+        subprocess.run([HOLD, "hold", "1", f"ws://127.0.0.1:{port}/echo"], input=b"", capture_output=True, timeout=60)
+        time.sleep(0.3)
+        before = rss_kib(proc.pid)
+        holder = subprocess.Popen([HOLD, "hold", str(n), f"ws://127.0.0.1:{port}/echo"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = holder.stdout.readline()
+        if b"ready" not in line:
+            holder.kill()
+            return None
+        time.sleep(1)
+        after = rss_kib(proc.pid)
+        holder.stdin.close()
+        holder.wait(60)
+        return (after - before) * 1024 / n
+    finally:
+        stop(proc)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    opts = ap.parse_args()
+    results = {s: {n: [] for n in SERVERS} for s in SCENARIOS}
+    started = time.time()
+    for run in range(opts.runs):
+        for scenario, args in SCENARIOS.items():
+            # interleaved: every server once per scenario per run
+            for name in SERVERS:
+                proc, port = start(name)
+                try:
+                    r = bench(port, args, opts.seconds)
+                finally:
+                    stop(proc)
+                value = r["rate"] if r and r["errors"] == 0 else None
+                results[scenario][name].append(value)
+                print(f"run {run + 1}/{opts.runs}  {scenario:<36} {name:<18} "
+                      f"{'failed' if value is None else f'{value:,.0f}/s'}", file=sys.stderr, flush=True)
+    memory = {}
+    for name in SERVERS:
+        memory[name] = idle_memory(name, opts.idle)
+        print(f"memory  {name:<18} {memory[name] or 0:,.0f} B per idle connection", file=sys.stderr, flush=True)
+
+    def median(values):
+        ok = [v for v in values if v is not None]
+        return statistics.median(ok) if ok else None
+
+    lines = []
+    header = ["scenario", *SERVERS, "wsx / best peer", "wsx / floor"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for scenario in SCENARIOS:
+        med = {n: median(results[scenario][n]) for n in SERVERS}
+        peers = [med[p] for p in PEER_NAMES if med[p]]
+        best = max(peers) if peers else None
+        cells = [scenario] + [f"{med[n]:,.0f}" if med[n] else "failed" for n in SERVERS]
+        cells.append(f"{med['wsx'] / best:.2f}" if med["wsx"] and best else "-")
+        floor = med["floor (raw TCP)"]
+        cells.append(f"{med['wsx'] / floor:.2f}" if med["wsx"] and floor else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    peers_mem = [memory[p] for p in PEER_NAMES if memory[p]]
+    best_mem = min(peers_mem) if peers_mem else None
+    cells = [f"e: bytes per idle connection ({opts.idle} open, lower is better)"]
+    cells += [f"{memory[n]:,.0f}" if memory[n] else "failed" for n in SERVERS]
+    cells.append(f"{memory['wsx'] / best_mem:.2f}" if memory["wsx"] and best_mem else "-")
+    cells.append(f"{memory['wsx'] / memory['floor (raw TCP)']:.2f}" if memory["wsx"] and memory["floor (raw TCP)"] else "-")
+    lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with open(opts.out, "w") as f:
+        f.write(f"""# Benchmarks
+
+Latest run of `bench/run.py` ({time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()},
+{os.cpu_count()} cores, {cpu}; {opts.runs} interleaved runs of {opts.seconds:g} s per scenario and
+server, medians; took {time.time() - started:.0f} s).
+
+Method: every server echoes on 127.0.0.1 and is driven by the same load generator, `wsx bench`
+(closed loop: each echo triggers the next message; K in flight per connection), started fresh
+for each measurement; servers are run in turn inside each run, so load on the machine affects
+them alike. Rates are messages (or handshakes) per second. Memory (e) is the server's RSS
+growth with N idle connections open, divided by N. Peers: tokio-tungstenite 0.30.0,
+fastwebsockets 0.10.0 (through hyper, as its docs show), tokio-websockets 0.13.3, each with
+its usual echo loop (one send per message) on a default multi-threaded tokio runtime; wsx is
+`wsx serve` (hyper routing, no deflate, no keepalive). The floor answers the upgrade and
+echoes frames with the least work a valid server can do (unmask, no checks).
+These are 2-core shared machines: compare ratios within one run, not absolute numbers.
+
+{table}
+""")
+    print(f"wrote {opts.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
