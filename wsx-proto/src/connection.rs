@@ -59,8 +59,8 @@ pub struct Connection {
     /// Received bytes not yet decoded.
     incoming: BytesMut,
     outgoing: Outgoing,
-    /// Masking keys, for a client.
-    rng: Option<ChaCha12Rng>,
+    /// Masking keys, for a client (boxed: a server, which never masks, does not pay for it).
+    rng: Option<Box<ChaCha12Rng>>,
     /// The end of the TCP stream has been received.
     eof: bool,
     /// A fragmented message being sent: whether it is text, and its UTF-8 state.
@@ -86,13 +86,16 @@ impl Connection {
                 )
             }
         };
-        let rng = (role == Role::Client).then(|| match config.rng_seed {
-            Some(seed) => ChaCha12Rng::from_seed(seed),
-            None => {
-                let mut seed = [0; 32];
-                getrandom::fill(&mut seed).expect("the operating system's random source failed");
-                ChaCha12Rng::from_seed(seed)
-            }
+        let rng = (role == Role::Client).then(|| {
+            Box::new(match config.rng_seed {
+                Some(seed) => ChaCha12Rng::from_seed(seed),
+                None => {
+                    let mut seed = [0; 32];
+                    getrandom::fill(&mut seed)
+                        .expect("the operating system's random source failed");
+                    ChaCha12Rng::from_seed(seed)
+                }
+            })
         });
         Self {
             role,

@@ -65,13 +65,20 @@ where
     R: Default,
     F: FnOnce(&http::Request<()>, &Upgrade) -> Result<Accept, HandshakeError>,
 {
+    // The head is lent to the checks and the decision, not copied: the headers move over and
+    // back (one handshake, not one header map, per connection).
     let mut head = http::Request::new(());
     *head.method_mut() = request.method().clone();
     *head.uri_mut() = request.uri().clone();
     *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
-    let upgrade = Upgrade::from_request(&head)?;
-    let accept = match decide(&head, &upgrade)? {
+    *head.headers_mut() = std::mem::take(request.headers_mut());
+    let decided = Upgrade::from_request(&head).and_then(|upgrade| {
+        let accept = decide(&head, &upgrade)?;
+        Ok((upgrade, accept))
+    });
+    *request.headers_mut() = std::mem::take(head.headers_mut());
+    let (upgrade, accept) = decided?;
+    let accept = match accept {
         accept if accept.deflate_config().is_none() => accept.deflate(config.deflate),
         accept => accept,
     };

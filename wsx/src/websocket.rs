@@ -29,6 +29,16 @@ const READ_CHUNK: usize = 64 * 1024;
 /// At most this many chunks go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
+/// The parts of [`Config`] the pump uses after the handshake.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    close_timeout: std::time::Duration,
+    keepalive: Option<std::time::Duration>,
+    keepalive_timeout: std::time::Duration,
+    idle_timeout: Option<std::time::Duration>,
+    write_buffer: usize,
+}
+
 /// A WebSocket connection over a stream `S` (TCP, TLS, a hyper upgrade, an in-memory duplex).
 ///
 /// Read with [`recv`](Self::recv) or as a [`Stream`]; write with [`send`](Self::send) or as a
@@ -51,7 +61,8 @@ pub struct WebSocket<S> {
     io: S,
     conn: Connection,
     negotiated: Negotiated,
-    config: Config,
+    /// What the pump needs of the configuration (not all of it: this is per connection).
+    timing: Timing,
     /// Chunks taken from the core, not yet fully written.
     out: VecDeque<Bytes>,
     /// The one timer: keepalive, idle or close deadline, whichever comes first.
@@ -86,11 +97,18 @@ where
     ) -> Self {
         let mut conn = Connection::new(role, &negotiated, config.core.clone());
         conn.receive(leftover);
+        let timing = Timing {
+            close_timeout: config.close_timeout,
+            keepalive: config.keepalive,
+            keepalive_timeout: config.keepalive_timeout,
+            idle_timeout: config.idle_timeout,
+            write_buffer: config.write_buffer,
+        };
         Self {
             io,
             conn,
             negotiated,
-            config,
+            timing,
             out: VecDeque::new(),
             timer: None,
             last_received: Instant::now(),
@@ -192,7 +210,7 @@ where
 
     fn arm_close_deadline(&mut self) {
         if self.close_deadline.is_none() {
-            self.close_deadline = Some(Instant::now() + self.config.close_timeout);
+            self.close_deadline = Some(Instant::now() + self.timing.close_timeout);
             self.timer = None; // re-armed for the earlier deadline on the next poll
         }
     }
@@ -201,7 +219,7 @@ where
         if self.finished || self.conn.close_state() != CloseState::Open {
             return Poll::Ready(Err(Error::Closed));
         }
-        while self.buffered() >= self.config.write_buffer {
+        while self.buffered() >= self.timing.write_buffer {
             ready!(self.poll_write_out(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -328,8 +346,10 @@ where
             if let Poll::Ready(e) = self.poll_timers(cx) {
                 return Poll::Ready(e.map(Err));
             }
-            let mut buf = [0u8; READ_CHUNK];
-            let mut read = ReadBuf::new(&mut buf);
+            // Uninitialised (safely: ReadBuf tracks what was written), so a poll does not pay
+            // for zeroing 64 KiB it may not use.
+            let mut buf = [const { std::mem::MaybeUninit::<u8>::uninit() }; READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut buf);
             match Pin::new(&mut self.io).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) if read.filled().is_empty() => self.conn.receive_eof(),
                 Poll::Ready(Ok(())) => {
@@ -386,8 +406,8 @@ where
                 return Poll::Ready(abnormal.then_some(Error::Timeout(Timeout::Close)));
             }
             let idle_for = now - self.last_received;
-            if let Some(interval) = self.config.keepalive {
-                if idle_for >= interval + self.config.keepalive_timeout {
+            if let Some(interval) = self.timing.keepalive {
+                if idle_for >= interval + self.timing.keepalive_timeout {
                     return Poll::Ready(Some(self.fail_locally(Timeout::Keepalive)));
                 }
                 if idle_for >= interval && !self.ping_sent {
@@ -398,7 +418,7 @@ where
                     continue;
                 }
             }
-            if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
+            if self.timing.idle_timeout.is_some_and(|t| idle_for >= t) {
                 return Poll::Ready(Some(self.fail_locally(Timeout::Idle)));
             }
             // Deadlines are recomputed from `last_received`, which may have moved: loop.
@@ -410,15 +430,15 @@ where
         let mut next = self.close_deadline;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if self.conn.close_state() == CloseState::Open {
-            if let Some(interval) = self.config.keepalive {
+            if let Some(interval) = self.timing.keepalive {
                 let at = if self.ping_sent {
-                    interval + self.config.keepalive_timeout
+                    interval + self.timing.keepalive_timeout
                 } else {
                     interval
                 };
                 consider(self.last_received + at);
             }
-            if let Some(idle) = self.config.idle_timeout {
+            if let Some(idle) = self.timing.idle_timeout {
                 consider(self.last_received + idle);
             }
         }

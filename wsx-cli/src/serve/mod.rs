@@ -412,6 +412,10 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) -> Option<CloseCode> 
 
 async fn echo(ws: &mut Ws, state: &State) -> Option<CloseCode> {
     let mut shutdown = state.shutdown.clone();
+    // One future for the whole session: made anew per message, it would register with the
+    // watch channel (a lock) and unregister for every message.
+    let stop = stopped(&mut shutdown);
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             item = ws.recv() => match on_received(item, ws, state) {
@@ -426,7 +430,7 @@ async fn echo(ws: &mut Ws, state: &State) -> Option<CloseCode> {
                 Ok(None) => {}
                 Err(code) => return code,
             },
-            () = stopped(&mut shutdown) => {
+            () = &mut stop => {
                 return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
             }
         }
@@ -435,13 +439,15 @@ async fn echo(ws: &mut Ws, state: &State) -> Option<CloseCode> {
 
 async fn chat(ws: &mut Ws, room: &str, state: &State) -> Option<CloseCode> {
     let mut shutdown = state.shutdown.clone();
+    let stop = stopped(&mut shutdown);
+    tokio::pin!(stop);
     let mut member = state.rooms.join(room);
     loop {
         tokio::select! {
             // Stop first; then deliver before reading more: a member falls behind only when its
             // own connection does not take data, never because it talks faster than it listens.
             biased;
-            () = stopped(&mut shutdown) => {
+            () = &mut stop => {
                 return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
             }
             item = member.receiver.recv() => match item {
