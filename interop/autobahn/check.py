@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The Autobahn gate: stricter than the suite's own pass/fail.
 
-usage: check.py REPORT_DIR AGENT [--allow-unimplemented-deflate]
+usage: check.py REPORT_DIR AGENT
 
 Fails unless every case is OK or INFORMATIONAL with a closing behaviour of OK or
-INFORMATIONAL: NON-STRICT, FAILED, UNIMPLEMENTED and anything else fail the gate.
-UNIMPLEMENTED is allowed for 12.* and 13.* (permessage-deflate) only with the flag,
-until the extension lands. Also fails when fewer than 517 cases were reported.
+INFORMATIONAL: NON-STRICT, FAILED, UNIMPLEMENTED (permessage-deflate's 12.* and 13.*
+included) and anything else fail the gate. Also fails when fewer than 517 cases were
+reported.
 """
 import json
 import os
@@ -16,8 +16,7 @@ EXPECTED_CASES = 517
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    allow_deflate = "--allow-unimplemented-deflate" in sys.argv
+    args = sys.argv[1:]
     if len(args) != 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
@@ -31,8 +30,6 @@ def main():
     bad = []
     for cid, c in sorted(cases.items()):
         behavior, close = c["behavior"], c["behaviorClose"]
-        if behavior == "UNIMPLEMENTED" and allow_deflate and cid.split(".")[0] in ("12", "13"):
-            continue
         if behavior not in ("OK", "INFORMATIONAL") or close not in ("OK", "INFORMATIONAL"):
             bad.append("%s: behavior %s, close %s (%s)" % (cid, behavior, close, c["reportfile"]))
     if len(cases) < EXPECTED_CASES:
@@ -40,7 +37,7 @@ def main():
     for line in bad:
         print("autobahn gate FAILED: " + line)
     if not bad:
-        print("autobahn gate passed for %s: %d cases, none NON-STRICT, FAILED or unexpectedly UNIMPLEMENTED"
+        print("autobahn gate passed for %s: %d cases, none NON-STRICT, FAILED or UNIMPLEMENTED"
               % (agent, len(cases)))
     return 1 if bad else 0
 
