@@ -30,16 +30,11 @@ async fn handle(
 
 #[tokio::main]
 async fn main() {
-    let port = std::env::args().nth(1).expect("PORT");
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
-    println!("ready");
-    while let Ok((tcp, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service_fn(handle))
-                .with_upgrades()
-                .await;
-        });
-    }
+    wsx_bench_servers::serve(|tcp| async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service_fn(handle))
+            .with_upgrades()
+            .await;
+    })
+    .await;
 }

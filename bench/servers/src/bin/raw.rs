@@ -6,12 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
 async fn main() {
-    let port = std::env::args().nth(1).expect("PORT");
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
-    println!("ready");
-    while let Ok((mut tcp, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
+    wsx_bench_servers::serve(|mut tcp| async move {
+        {
             let mut buf = Vec::with_capacity(64 * 1024);
             let mut chunk = vec![0u8; 64 * 1024];
             // The request head.
@@ -87,8 +83,9 @@ async fn main() {
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// (opcode, header length, mask key, payload length) and the header length.

@@ -3,20 +3,15 @@ use futures_util::{SinkExt, StreamExt};
 
 #[tokio::main]
 async fn main() {
-    let port = std::env::args().nth(1).expect("PORT");
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
-    println!("ready");
-    while let Ok((tcp, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let Ok((_, mut ws)) = tokio_websockets::ServerBuilder::new().accept(tcp).await else {
-                return;
-            };
-            while let Some(Ok(message)) = ws.next().await {
-                if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
-                    break;
-                }
+    wsx_bench_servers::serve(|tcp| async move {
+        let Ok((_, mut ws)) = tokio_websockets::ServerBuilder::new().accept(tcp).await else {
+            return;
+        };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                break;
             }
-        });
-    }
+        }
+    })
+    .await;
 }
