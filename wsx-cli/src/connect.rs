@@ -35,7 +35,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     if args.verbose {
         connector = connector.inspect_request(|request| {
             let mut head = BytesMut::new();
-            wsx_head_request(request, &mut head);
+            wsx::write_request(request, &mut head);
             print_head("> ", &head);
         });
     }
@@ -43,7 +43,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         connector.connect(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
     if args.verbose {
         let mut head = BytesMut::new();
-        wsx_head_response(&response, &mut head);
+        wsx::write_response(&response, &mut head);
         print_head("< ", &head);
     }
 
@@ -87,14 +87,6 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-fn wsx_head_request(request: &http::Request<()>, out: &mut BytesMut) {
-    wsx::write_request(request, out);
-}
-
-fn wsx_head_response(response: &http::Response<()>, out: &mut BytesMut) {
-    wsx::write_response(response, out);
 }
 
 /// Prints an HTTP head line by line, as the seeds show a handshake.
