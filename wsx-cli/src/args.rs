@@ -118,6 +118,26 @@ pub(crate) struct ServeArgs {
     /// received a compressed message (the default frees it after each message: ~4 KB idle).
     #[arg(long)]
     pub(crate) deflate_takeover: bool,
+    /// Share chat rooms with other nodes through this Redis (redis://HOST:PORT[/DB]): every
+    /// member on every node sees a room's messages in one order. Without it, rooms live in this
+    /// process only.
+    #[arg(long, env = "WSX_REDIS", value_name = "URL")]
+    pub(crate) redis: Option<String>,
+    /// Prefix of the Redis pub/sub channels (one per room): deployments sharing one Redis need
+    /// different prefixes (pub/sub ignores the database number).
+    #[arg(long, default_value = "wsx:room:", value_name = "PREFIX", requires = "redis")]
+    pub(crate) redis_prefix: String,
+    /// This node's name, in the X-Wsx-Node response header and /healthz (default: host:port).
+    #[arg(long, env = "WSX_NODE", value_name = "NAME")]
+    pub(crate) node: Option<String>,
+    /// Believe X-Forwarded-For / X-Real-IP / X-Forwarded-Host from these proxies (address or
+    /// CIDR network, repeatable; e.g. 127.0.0.1 for nginx on the same host): logs and the
+    /// per-client limit then use the client's address, the Origin check the forwarded host.
+    #[arg(long = "trust-proxy", value_name = "ADDR[/BITS]")]
+    pub(crate) trust_proxy: Vec<crate::serve::Network>,
+    /// Most WebSocket connections from one client address (see --trust-proxy); 0: no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) max_per_client: usize,
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,

@@ -12,16 +12,18 @@ pub(crate) enum Refusal {
     Version,
     NotFound,
     ShuttingDown,
+    ClientLimit,
 }
 
 impl Refusal {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
         Self::Version,
         Self::NotFound,
         Self::ShuttingDown,
+        Self::ClientLimit,
     ];
 
     fn label(self) -> &'static str {
@@ -32,8 +34,17 @@ impl Refusal {
             Self::Version => "version",
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
+            Self::ClientLimit => "client_limit",
         }
     }
+}
+
+/// The Redis broker's state, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BrokerStats {
+    pub(crate) up: bool,
+    pub(crate) outages: u64,
+    pub(crate) undelivered: u64,
 }
 
 /// Server-wide counters, updated without locks.
@@ -41,7 +52,7 @@ impl Refusal {
 pub(crate) struct Metrics {
     pub(crate) open: AtomicI64,
     pub(crate) accepted: AtomicU64,
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; 7],
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -65,7 +76,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub(crate) fn render(&self, rooms: usize) -> String {
+    pub(crate) fn render(&self, rooms: usize, broker: Option<BrokerStats>) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, values: &[(String, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -129,6 +140,26 @@ impl Metrics {
             "Chat members disconnected for falling behind their room.",
             &one(self.slow_disconnects.load(Relaxed)),
         );
+        if let Some(broker) = broker {
+            metric(
+                "wsx_broker_up",
+                "gauge",
+                "1 while Redis is reachable and this node's room subscriptions are in place.",
+                &one(u64::from(broker.up)),
+            );
+            metric(
+                "wsx_broker_outages_total",
+                "counter",
+                "Times Redis became unreachable.",
+                &one(broker.outages),
+            );
+            metric(
+                "wsx_room_messages_undelivered_total",
+                "counter",
+                "Room messages refused (sender notified) because Redis was unreachable.",
+                &one(broker.undelivered),
+            );
+        }
         out
     }
 }

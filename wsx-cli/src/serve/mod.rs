@@ -1,13 +1,16 @@
 //! `wsx serve`: the ready server. One port, through hyper: the chat page at `/`, WebSocket echo
 //! at `/echo`, chat rooms at `/chat/{room}`, `/healthz` and `/metrics`.
 
+mod broker;
 mod metrics;
+mod proxy;
 mod rooms;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -23,8 +26,10 @@ use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 use wsx::{Accept, CloseCode, Config, HandshakeError, Limits, Message, Upgrade};
 
-use self::metrics::{Metrics, Refusal};
-use self::rooms::Rooms;
+use self::broker::Broker;
+use self::metrics::{BrokerStats, Metrics, Refusal};
+pub(crate) use self::proxy::Network;
+use self::rooms::{Membership, Rooms};
 use crate::args::ServeArgs;
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
@@ -40,7 +45,29 @@ struct State {
     metrics: Metrics,
     rooms: Arc<Rooms>,
     connections: Arc<Semaphore>,
+    /// WebSocket connections open per client address (only with --max-per-client).
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// This node's name (X-Wsx-Node, /healthz).
+    node: HeaderValue,
     shutdown: watch::Receiver<bool>,
+}
+
+/// One client's place under --max-per-client; given back when dropped.
+struct ClientSlot {
+    state: Arc<State>,
+    client: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.state.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Where a request goes.
@@ -66,11 +93,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let (http, ws) = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };
+    let node = args.node.clone().unwrap_or_else(|| format!("{}:{}", hostname(), addr.port()));
+    let node = HeaderValue::from_str(&node)
+        .with_context(|| format!("--node {node:?}: use letters, digits and punctuation"))?;
+    let rooms = match &args.redis {
+        None => Rooms::in_memory(args.room_backlog),
+        Some(url) => Rooms::with_broker(args.room_backlog, Broker::new(url, &args.redis_prefix)?),
+    };
+    let shared = match &args.redis {
+        None => "in this process".to_string(),
+        Some(url) => format!("shared through Redis at {url}"),
+    };
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let banner = format!(
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
-         health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n"
+         health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
+         node: {node}   rooms: {shared}\n",
+        node = node.to_str().unwrap_or_default(),
     );
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
@@ -93,8 +133,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(State {
         config,
         metrics: Metrics::default(),
-        rooms: Arc::new(Rooms::new(args.room_backlog)),
+        rooms,
         connections: Arc::new(Semaphore::new(args.max_connections)),
+        per_client: Mutex::default(),
+        node,
         shutdown,
         args,
     });
@@ -143,6 +185,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The machine's name, for the default node name.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wsx".to_string())
 }
 
 /// A listener with a backlog larger than tokio's default of 128, so bursts of connects do not
@@ -252,9 +304,12 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let upgrade = wsx::hyper::is_upgrade_request(&request);
     let path = request.uri().path().to_string();
-    let response = match (route(&path), upgrade) {
-        (Route::Echo, true) => upgrade_to(&mut request, peer, None, &state, alive),
-        (Route::Chat(room), true) => upgrade_to(&mut request, peer, Some(room), &state, alive),
+    let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
+    let mut response = match (route(&path), upgrade) {
+        (Route::Echo, true) => upgrade_to(&mut request, peer, client, None, &state, alive).await,
+        (Route::Chat(room), true) => {
+            upgrade_to(&mut request, peer, client, Some(room), &state, alive).await
+        }
         (Route::Echo | Route::Chat(_), false) => refusal(&HandshakeError::NotUpgrade),
         (Route::Page, false) => {
             let mut page = text(StatusCode::OK, "text/html; charset=utf-8", PAGE);
@@ -266,14 +321,11 @@ async fn handle(
             *none.status_mut() = StatusCode::NO_CONTENT;
             none
         }
-        (Route::Health, _) if *state.shutdown.borrow() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "shutting down\n")
-        }
-        (Route::Health, _) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        (Route::Health, _) => health(&state),
         (Route::Metrics, _) => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.render(state.rooms.count()),
+            state.metrics.render(state.rooms.count(), broker_stats(&state)),
         ),
         (_, upgrade) => {
             if upgrade {
@@ -283,25 +335,78 @@ async fn handle(
             text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", reason)
         }
     };
+    // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
+    response.headers_mut().insert("x-wsx-node", state.node.clone());
     Ok(response)
 }
 
-/// Whether `upgrade`'s Origin may connect: none, the same as Host, or an allowed one
-/// (protection against cross-site WebSocket hijacking).
-fn origin_allowed(upgrade: &Upgrade, allowed: &[String]) -> bool {
+fn broker_stats(state: &State) -> Option<BrokerStats> {
+    state.rooms.broker().map(|b| BrokerStats {
+        up: b.is_up(),
+        outages: b.outages(),
+        undelivered: b.undelivered(),
+    })
+}
+
+/// `/healthz`: 200 when serving (`degraded` while Redis is unreachable: echo and open
+/// connections still work), 503 while shutting down; a JSON object naming the node.
+fn health(state: &State) -> Response<Body> {
+    let stopping = *state.shutdown.borrow();
+    let (broker, broker_up) = match state.rooms.broker() {
+        None => ("memory", true),
+        Some(b) => ("redis", b.is_up()),
+    };
+    let (status, code) = match (stopping, broker_up) {
+        (true, _) => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
+        (false, false) => ("degraded", StatusCode::OK),
+        (false, true) => ("ok", StatusCode::OK),
+    };
+    let node = state.node.to_str().unwrap_or_default().replace(['"', '\\'], "_");
+    let body = format!(
+        "{{\"status\":\"{status}\",\"node\":\"{node}\",\"broker\":\"{broker}\",\
+         \"broker_up\":{broker_up},\"connections\":{open},\"rooms\":{rooms}}}\n",
+        open = state.metrics.open.load(std::sync::atomic::Ordering::Relaxed).max(0),
+        rooms = state.rooms.count(),
+    );
+    let mut response = text(code, "application/json", body);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether `upgrade`'s Origin may connect: none, the same as the host the client asked for
+/// (Host, or X-Forwarded-Host from a trusted proxy), or an allowed one (protection against
+/// cross-site WebSocket hijacking).
+fn origin_allowed(upgrade: &Upgrade, host: &str, allowed: &[String]) -> bool {
     let Some(origin) = upgrade.origin() else { return true };
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
         return true;
     }
     match origin.parse::<http::Uri>() {
-        Ok(uri) => uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(upgrade.host())),
+        Ok(uri) => uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(host)),
         Err(_) => false,
     }
 }
 
-fn upgrade_to(
+/// Takes a place for `client` under --max-per-client (`None`: no limit); `Err` when it has
+/// all its places.
+fn client_slot(state: &Arc<State>, client: IpAddr) -> Result<Option<ClientSlot>, ()> {
+    let limit = state.args.max_per_client;
+    if limit == 0 {
+        return Ok(None);
+    }
+    let mut open = state.per_client.lock().unwrap_or_else(|e| e.into_inner());
+    let n = open.entry(client).or_default();
+    if *n >= limit {
+        return Err(());
+    }
+    *n += 1;
+    Ok(Some(ClientSlot { state: state.clone(), client }))
+}
+
+async fn upgrade_to(
     request: &mut Request<Incoming>,
     peer: SocketAddr,
+    client: IpAddr,
     room: Option<String>,
     state: &Arc<State>,
     alive: mpsc::Sender<()>,
@@ -319,10 +424,22 @@ fn upgrade_to(
         let reason = format!("server full: {} connections open\n", state.args.max_connections);
         return text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
     };
+    let Ok(slot) = client_slot(state, client) else {
+        state.metrics.refused(Refusal::ClientLimit);
+        let limit = state.args.max_per_client;
+        let reason = format!("too many connections from {client}: at most {limit} at once\n");
+        let mut response = text(StatusCode::TOO_MANY_REQUESTS, "text/plain; charset=utf-8", reason);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    };
+    let trusted = &state.args.trust_proxy;
+    let forwarded =
+        proxy::forwarded_host(peer.ip(), request.headers(), trusted).map(str::to_string);
     let supported: &[&str] = if room.is_some() { &["chat", "superchat"] } else { &[] };
     let upgraded =
         wsx::hyper::upgrade::<_, Body, _>(request, state.config.clone(), |_, upgrade| {
-            if !origin_allowed(upgrade, &state.args.allow_origin) {
+            let host = forwarded.as_deref().unwrap_or(upgrade.host());
+            if !origin_allowed(upgrade, host, &state.args.allow_origin) {
                 return Err(upgrade.reject_origin());
             }
             Ok(Accept::new().subprotocol(upgrade.choose_subprotocol(supported.iter().copied())))
@@ -331,11 +448,21 @@ fn upgrade_to(
         Ok((response, websocket)) => {
             state.metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = request.uri().path().to_string();
+            // Join before the 101 goes out: once its handshake is complete, a member receives
+            // every message sent to the room (with Redis: once this node is subscribed).
+            let member = match room {
+                Some(room) => {
+                    let mut member = state.rooms.join(&room);
+                    member.ready().await;
+                    Some(member)
+                }
+                None => None,
+            };
             let state = state.clone();
             tokio::spawn(async move {
                 match websocket.await {
-                    Ok(ws) => session(ws, peer, path, room, state, permit).await,
-                    Err(e) => debug!(%peer, "upgrade failed: {e}"),
+                    Ok(ws) => session(ws, client, path, member, state, (permit, slot)).await,
+                    Err(e) => debug!(%client, "upgrade failed: {e}"),
                 }
                 drop(alive);
             });
@@ -347,7 +474,7 @@ fn upgrade_to(
                 HandshakeError::UnsupportedVersion(_) => Refusal::Version,
                 _ => Refusal::BadRequest,
             });
-            debug!(%peer, "handshake refused: {error}");
+            debug!(%client, "handshake refused: {error}");
             refusal(&error)
         }
     }
@@ -356,24 +483,24 @@ fn upgrade_to(
 /// One WebSocket connection, from open to close, logged as one line at the end.
 async fn session(
     mut ws: Ws,
-    peer: SocketAddr,
+    client: IpAddr,
     path: String,
-    room: Option<String>,
+    member: Option<Membership>,
     state: Arc<State>,
-    permit: OwnedSemaphorePermit,
+    places: (OwnedSemaphorePermit, Option<ClientSlot>),
 ) {
     let started = Instant::now();
     let subprotocol = ws.subprotocol().map(str::to_string);
     state.metrics.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let code = match room {
+    let code = match member {
         None => echo(&mut ws, &state).await,
-        Some(room) => chat(&mut ws, &room, &state).await,
+        Some(member) => chat(&mut ws, member, &state).await,
     };
     state.metrics.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    drop(permit);
+    drop(places);
     let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
     info!(
-        %peer,
+        %client,
         path,
         subprotocol = subprotocol.as_deref().unwrap_or("-"),
         duration_ms = started.elapsed().as_millis() as u64,
@@ -437,11 +564,10 @@ async fn echo(ws: &mut Ws, state: &State) -> Option<CloseCode> {
     }
 }
 
-async fn chat(ws: &mut Ws, room: &str, state: &State) -> Option<CloseCode> {
+async fn chat(ws: &mut Ws, mut member: Membership, state: &State) -> Option<CloseCode> {
     let mut shutdown = state.shutdown.clone();
     let stop = stopped(&mut shutdown);
     tokio::pin!(stop);
-    let mut member = state.rooms.join(room);
     loop {
         tokio::select! {
             // Stop first; then deliver before reading more: a member falls behind only when its
@@ -452,11 +578,8 @@ async fn chat(ws: &mut Ws, room: &str, state: &State) -> Option<CloseCode> {
             }
             item = member.receiver.recv() => match item {
                 Ok(message) => {
-                    let len = message.len();
-                    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message)).await {
-                        Ok(Ok(())) => state.metrics.sent(len),
-                        Ok(Err(e)) => return e.close_code().or_else(|| peer_code(ws)),
-                        Err(_) => return slow(ws, state, "too slow: the connection did not take data").await,
+                    if let Err(code) = deliver(ws, message, state).await {
+                        return code;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -465,13 +588,42 @@ async fn chat(ws: &mut Ws, room: &str, state: &State) -> Option<CloseCode> {
                 Err(broadcast::error::RecvError::Closed) => return None,
             },
             item = ws.recv() => match on_received(item, ws, state) {
-                // The room's channel puts every message in one order for all members.
-                Ok(Some(message)) => { let _ = member.sender.send(message); }
+                Ok(Some(message)) => {
+                    if let Err(code) = publish(ws, &member, message, state).await {
+                        return code;
+                    }
+                }
                 Ok(None) => {}
                 Err(code) => return code,
             },
         }
     }
+}
+
+/// Queues a room message for this member; `Err` ends the session.
+async fn deliver(ws: &mut Ws, message: Message, state: &State) -> Result<(), Option<CloseCode>> {
+    let len = message.len();
+    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message)).await {
+        Ok(Ok(())) => {
+            state.metrics.sent(len);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
+        Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
+    }
+}
+
+/// Sends a member's message to its room. When it reaches nobody (Redis down), the sender gets a
+/// notice instead, a JSON object `{"system": why, "undelivered": true}`, and stays connected.
+async fn publish(
+    ws: &mut Ws,
+    member: &Membership,
+    message: Message,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let Err(why) = member.publish(message).await else { return Ok(()) };
+    let notice = format!("{{\"system\":\"{why}\",\"undelivered\":true}}");
+    deliver(ws, Message::text(notice), state).await
 }
 
 /// A member that cannot keep up leaves, so that the room does not wait for it.
