@@ -74,8 +74,17 @@ async fn rooms_deliver_everything_to_everyone_in_one_order() {
 
 #[tokio::test]
 async fn healthz_metrics_and_the_page() {
-    let server = Server::start(&[]);
-    assert!(server.http_get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let server = Server::start(&["--node", "alpha"]);
+    let health = server.http_get("/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.to_ascii_lowercase().contains("x-wsx-node: alpha\r\n"), "{health}");
+    assert!(
+        health.ends_with(
+            "{\"status\":\"ok\",\"node\":\"alpha\",\"broker\":\"memory\",\"broker_up\":true,\
+             \"connections\":0,\"rooms\":0}\n"
+        ),
+        "{health}"
+    );
     let page = server.http_get("/").await;
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>wsx chat</title>"));
     let (_a, _) = connector().connect(&server.url("/chat/m")).await.unwrap();
@@ -109,6 +118,36 @@ async fn origin_policy() {
     assert!(connector().origin("https://other.example").connect(&url).await.is_err());
     let any = Server::start(&["--allow-origin", "*"]);
     assert!(connector().origin("https://other.example").connect(&any.url("/echo")).await.is_ok());
+}
+
+/// Forwarding headers count only from --trust-proxy addresses: for the per-client limit and
+/// for the Origin check (X-Forwarded-Host).
+#[tokio::test]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    let forwarded = |ip: &str| connector().header("X-Forwarded-For", ip.to_string());
+    let trusting = Server::start(&["--trust-proxy", "127.0.0.0/8", "--max-per-client", "1"]);
+    let url = trusting.url("/echo");
+    let (_one, _) = forwarded("203.0.113.1").connect(&url).await.unwrap();
+    let err = forwarded("203.0.113.1").connect(&url).await.unwrap_err().to_string();
+    assert!(err.contains("429"), "{err}");
+    let (_other, _) = forwarded("203.0.113.2").connect(&url).await.unwrap();
+    assert_eq!(trusting.metric("wsx_handshakes_rejected_total{reason=\"client_limit\"}").await, 1);
+    // The Origin check compares with the host the client asked the proxy for.
+    let behind =
+        connector().header("X-Forwarded-Host", "chat.example").origin("https://chat.example");
+    assert!(behind.connect(&url).await.is_ok());
+
+    // Not trusted: the headers are ignored (every connection is from 127.0.0.1).
+    let plain = Server::start(&["--max-per-client", "1"]);
+    let url = plain.url("/echo");
+    let (_one, _) = forwarded("203.0.113.1").connect(&url).await.unwrap();
+    let err = forwarded("203.0.113.2").connect(&url).await.unwrap_err().to_string();
+    assert!(err.contains("429"), "{err}");
+    let untrusting = Server::start(&[]);
+    let behind =
+        connector().header("X-Forwarded-Host", "chat.example").origin("https://chat.example");
+    let err = behind.connect(&untrusting.url("/echo")).await.unwrap_err().to_string();
+    assert!(err.contains("403"), "{err}");
 }
 
 #[tokio::test]

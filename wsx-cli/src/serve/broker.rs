@@ -153,6 +153,19 @@ impl Inner {
     }
 }
 
+/// `url` with its password (if any) replaced by `***`, for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Messages on the wire: one byte for the kind, then the payload.
 fn encode(message: &Message) -> Vec<u8> {
     let (kind, payload): (u8, &[u8]) = match message {
@@ -323,6 +336,13 @@ mod tests {
         assert_eq!(decode(Vec::new()), None);
         assert_eq!(decode(b"x123".to_vec()), None);
         assert_eq!(decode(b"t\xff".to_vec()), None, "text must be UTF-8");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redacted("redis://:s3cret@db:6379/2"), "redis://:***@db:6379/2");
+        assert_eq!(redacted("redis://app:s3cret@db"), "redis://app:***@db");
+        assert_eq!(redacted("redis://db:6379"), "redis://db:6379");
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shared = match &args.redis {
         None => "in this process".to_string(),
-        Some(url) => format!("shared through Redis at {url}"),
+        Some(url) => format!("shared through Redis at {}", broker::redacted(url)),
     };
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let banner = format!(
