@@ -35,12 +35,24 @@ pub(crate) enum BenchMode {
     Echo,
     /// Each worker opens a connection, completes the handshake, closes it, and starts again.
     Handshake,
+    /// Chat room fan-out: --connections members of one room (spread over URL and --also), the
+    /// first --senders of them each keep --in-flight messages in flight; every delivery to every
+    /// member is timed from its send.
+    Room,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// The ws:// or wss:// URL of an echo endpoint (e.g. wsx serve's /echo).
+    /// The ws:// or wss:// URL of an echo endpoint (e.g. wsx serve's /echo), or of a chat room
+    /// (/chat/ROOM) with --mode room.
     pub(crate) url: String,
+    /// More URLs of the same room on other nodes (room mode; repeatable): members are spread
+    /// over URL and these in turn.
+    #[arg(long, value_name = "URL")]
+    pub(crate) also: Vec<String>,
+    /// Members that send (room mode).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) senders: usize,
     /// What to measure.
     #[arg(long, value_enum, default_value = "echo")]
     pub(crate) mode: BenchMode,

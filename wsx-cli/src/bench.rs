@@ -1,6 +1,8 @@
 //! `wsx bench`: a closed-loop load generator. Echo mode: every connection keeps K messages in
 //! flight and sends the next one when an echo comes back, timing each round trip. Handshake
-//! mode: workers connect, complete the opening handshake and close, over and over.
+//! mode: workers connect, complete the opening handshake and close, over and over. Room mode:
+//! members of one chat room (possibly on several nodes), some of which send; each message
+//! carries its send time, and every delivery to every member is timed.
 //! A progress line is printed each second; the result is a table (or JSON with --json).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -81,7 +83,10 @@ impl Histogram {
 /// Counters shared by the workers and the progress line.
 #[derive(Default)]
 struct Totals {
+    /// Echoes, handshakes, or deliveries to room members.
     operations: AtomicU64,
+    /// Room mode: messages sent (each delivered to every member).
+    published: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
 }
@@ -93,6 +98,12 @@ fn millis(nanos: u64) -> String {
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.in_flight == 0 {
         bail!("--connections and --in-flight must be at least 1");
+    }
+    if args.mode == BenchMode::Room && !(1..=args.connections).contains(&args.senders) {
+        bail!("--senders must be between 1 and --connections ({})", args.connections);
+    }
+    if args.mode != BenchMode::Room && !args.also.is_empty() {
+        bail!("--also is for --mode room");
     }
     let mut config =
         Config::default().limits(Limits::default().max_message_size(args.size.max(1 << 20)));
@@ -142,6 +153,36 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 });
             }
         }
+        BenchMode::Room => {
+            let urls: Vec<&String> = std::iter::once(&args.url).chain(&args.also).collect();
+            eprintln!("opening {} room members over {} URL(s) ...", args.connections, urls.len());
+            let mut members = Vec::with_capacity(args.connections);
+            for i in 0..args.connections {
+                let url = urls[i % urls.len()];
+                let (ws, _) = connector
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("cannot connect to {url}"))?;
+                members.push(ws);
+            }
+            let base = Instant::now();
+            for (id, ws) in members.into_iter().enumerate() {
+                let (totals, measuring, stop, histogram) =
+                    (totals.clone(), measuring.clone(), stop.clone(), histogram.clone());
+                let sends = (id < args.senders).then_some((args.in_flight, args.size));
+                workers.spawn(async move {
+                    let member = RoomMember { id, sends, base };
+                    match member.run(ws, &totals, &measuring, &stop).await {
+                        Ok(local) => {
+                            histogram.lock().unwrap_or_else(|e| e.into_inner()).merge(&local)
+                        }
+                        Err(_) => {
+                            totals.errors.fetch_add(1, Relaxed);
+                        }
+                    }
+                });
+            }
+        }
         BenchMode::Handshake => {
             for _ in 0..args.connections {
                 let (totals, measuring, stop, histogram) =
@@ -159,12 +200,19 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     tokio::time::sleep(args.warmup).await;
     totals.operations.store(0, Relaxed);
     totals.bytes.store(0, Relaxed);
+    totals.published.store(0, Relaxed);
     measuring.store(true, Relaxed);
     let started = Instant::now();
     let mut last = (0u64, Instant::now());
     let unit = match args.mode {
         BenchMode::Echo => "msgs/s",
         BenchMode::Handshake => "handshakes/s",
+        BenchMode::Room => "deliveries/s",
+    };
+    let mode = match args.mode {
+        BenchMode::Echo => "echo",
+        BenchMode::Handshake => "handshake",
+        BenchMode::Room => "room",
     };
     while started.elapsed() < args.duration {
         let left = args.duration.saturating_sub(started.elapsed()).min(Duration::from_secs(1));
@@ -195,12 +243,13 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
     let rate = ops as f64 / elapsed;
     let mbps = bytes as f64 / elapsed / 1e6;
+    let published = totals.published.load(Relaxed) as f64 / elapsed;
     if args.json {
         println!(
             "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"in_flight\":{},\"seconds\":{elapsed:.3},\
              \"operations\":{ops},\"rate\":{rate:.1},\"mb_per_s\":{mbps:.3},\"p50_ns\":{p50},\
-             \"p99_ns\":{p99},\"p999_ns\":{p999},\"errors\":{}}}",
-            if args.mode == BenchMode::Echo { "echo" } else { "handshake" },
+             \"p99_ns\":{p99},\"p999_ns\":{p999},\"published_rate\":{published:.1},\"errors\":{}}}",
+            mode,
             args.connections,
             args.size,
             args.in_flight,
@@ -217,6 +266,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.mode == BenchMode::Echo {
             println!("{:<22} {mbps:.2} (payload echoed, one way)", "MB/s");
         }
+        if args.mode == BenchMode::Room {
+            println!(
+                "{:<22} {published:.0} (each to {} members)",
+                "published msgs/s", args.connections
+            );
+        }
         println!(
             "{:<22} p50 {}  p99 {}  p99.9 {}",
             "latency",
@@ -227,11 +282,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{:<22} {}", "errors", totals.errors.load(Relaxed));
     }
     if ops == 0 {
-        bail!(
-            "no {} completed: is {} an echo endpoint?",
-            if args.mode == BenchMode::Echo { "echo" } else { "handshake" },
-            args.url
-        );
+        let endpoint =
+            if args.mode == BenchMode::Room { "a chat room" } else { "an echo endpoint" };
+        bail!("no {mode} completed: is {} {endpoint}?", args.url);
     }
     Ok(())
 }
@@ -271,6 +324,74 @@ async fn echo_worker(
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(CloseCode::NORMAL, "")).await;
     Ok(histogram)
+}
+
+/// One member of the room in room mode.
+struct RoomMember {
+    id: usize,
+    /// For a sender: messages in flight, and their size.
+    sends: Option<(usize, usize)>,
+    /// The clock every member reads the send times against.
+    base: Instant,
+}
+
+impl RoomMember {
+    /// `"{id} {nanos since base} "` padded with `x` to `size`.
+    fn message(&self, size: usize) -> Message {
+        let mut text = format!("{} {} ", self.id, self.base.elapsed().as_nanos());
+        if text.len() < size {
+            text.extend(std::iter::repeat_n('x', size - text.len()));
+        }
+        Message::text(text)
+    }
+
+    async fn run(
+        self,
+        mut ws: wsx::WebSocket<wsx::ClientStream>,
+        totals: &Totals,
+        measuring: &AtomicBool,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Histogram> {
+        let mut histogram = Histogram::new();
+        if let Some((in_flight, size)) = self.sends {
+            for _ in 0..in_flight {
+                ws.feed(self.message(size)).await?;
+            }
+            ws.flush().await?;
+        }
+        while !stop.load(Relaxed) {
+            let text = match ws.recv().await {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("the server closed the connection"),
+            };
+            let mut fields = text.split(' ');
+            let (Some(Ok(from)), Some(Ok(sent))) =
+                (fields.next().map(str::parse::<usize>), fields.next().map(str::parse::<u128>))
+            else {
+                bail!(
+                    "a room message that wsx bench did not send: {:?}",
+                    &text[..text.len().min(80)]
+                );
+            };
+            if measuring.load(Relaxed) {
+                let nanos = self.base.elapsed().as_nanos().saturating_sub(sent);
+                histogram.record(nanos as u64);
+                totals.operations.fetch_add(1, Relaxed);
+                totals.bytes.fetch_add(text.len() as u64, Relaxed);
+            }
+            // A sender's own message is back: the room has it; send the next.
+            if let (true, Some((_, size))) = (from == self.id, self.sends) {
+                if measuring.load(Relaxed) {
+                    totals.published.fetch_add(1, Relaxed);
+                }
+                ws.feed(self.message(size)).await?;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(CloseCode::NORMAL, "")).await;
+        Ok(histogram)
+    }
 }
 
 async fn handshake_worker(

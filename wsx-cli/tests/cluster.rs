@@ -427,3 +427,30 @@ async fn idle_connections_survive_the_proxy_read_timeout_through_keepalive() {
     kept.send(Message::text("still open")).await.unwrap();
     assert_eq!(texts(&mut kept, 1).await, ["still open"]);
 }
+
+/// `wsx bench --mode room` over two nodes: every published message reaches every member
+/// (deliveries = members x published, up to the messages in flight at the clock's edges).
+#[test]
+fn wsx_bench_room_mode_over_two_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let (n1, n2) = (node(&redis, "n1", &[]), node(&redis, "n2", &[]));
+    let output = Command::new(common::WSX)
+        .args(["bench", "--mode", "room", &n1.url("/chat/b"), "--also", &n2.url("/chat/b")])
+        .args(["-c", "6", "--senders", "2", "-k", "2", "-d", "1s", "--warmup", "300ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> f64 {
+        let rest = json.split(&format!("\"{name}\":")).nth(1).unwrap_or_else(|| panic!("{json}"));
+        rest.split([',', '}']).next().unwrap().parse().unwrap()
+    };
+    assert!(json.contains("\"mode\":\"room\"") && field("errors") == 0.0, "{json}");
+    let (published, delivered) = (field("published_rate"), field("rate"));
+    assert!(published > 0.0, "{json}");
+    let fanout = delivered / published;
+    assert!(
+        (5.0..=7.0).contains(&fanout),
+        "6 members, yet {fanout:.2} deliveries per message: {json}"
+    );
+}
