@@ -24,16 +24,10 @@ import subprocess
 import sys
 import time
 
+from run import free_port  # bench/run.py, beside this file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WSX = os.path.join(ROOT, "target/release/wsx")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, what):

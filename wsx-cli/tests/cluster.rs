@@ -353,6 +353,15 @@ async fn killed_and_drained_nodes_send_their_members_to_the_others() {
     }
 }
 
+/// Waits until every node's /healthz says `status`, then checks its `wsx_broker_up` metric.
+async fn broker_state_is(nodes: &[&Server], status: &str, up: u64) {
+    for n in nodes {
+        let want = format!("\"status\":\"{status}\"");
+        wait_until(&format!("{want} in /healthz"), || health(n).contains(&want));
+        assert_eq!(n.metric("wsx_broker_up").await, up);
+    }
+}
+
 /// Redis goes away: nodes stay up and say `degraded`; a room message is refused with a notice
 /// to its sender and reaches nobody, not even later; echo goes on. Redis back: delivery resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,10 +375,7 @@ async fn redis_restart_keeps_the_outage_policy() {
     assert_eq!(texts(&mut b, 1).await, ["before"]);
 
     redis.kill();
-    for n in [&n1, &n2] {
-        wait_until("degraded in /healthz", || health(n).contains("\"degraded\""));
-        assert_eq!(n.metric("wsx_broker_up").await, 0);
-    }
+    broker_state_is(&[&n1, &n2], "degraded", 0).await;
     a.send(Message::text("during")).await.unwrap();
     let notice = texts(&mut a, 1).await.remove(0);
     assert!(notice.contains("\"undelivered\":true") && notice.contains("Redis"), "{notice}");
@@ -379,10 +385,7 @@ async fn redis_restart_keeps_the_outage_policy() {
     assert_eq!(texts(&mut echo, 1).await, ["still here"]);
 
     redis.restart();
-    for n in [&n1, &n2] {
-        wait_until("ok again in /healthz", || health(n).contains("\"ok\""));
-        assert_eq!(n.metric("wsx_broker_up").await, 1);
-    }
+    broker_state_is(&[&n1, &n2], "ok", 1).await;
     b.send(Message::text("after")).await.unwrap();
     // "during" never arrives, neither to b nor late to a: the next message is "after".
     assert_eq!(texts(&mut a, 1).await, ["after"]);

@@ -200,6 +200,9 @@ async fn supervise(
     let mut delay = BACKOFF.0;
     let mut manager: Option<ConnectionManager> = None;
     let mut logged_failure = false;
+    // An interval, not a sleep per turn: a stream of joins and leaves must not starve the check.
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let Some(rooms) = weak_rooms.upgrade() else { return };
         if !inner.up.load(Relaxed) {
@@ -273,7 +276,7 @@ async fn supervise(
                     done.map_err(|e| e.to_string())
                 }
             },
-            () = tokio::time::sleep(HEALTH_INTERVAL) => {
+            _ = health.tick() => {
                 match tokio::time::timeout(RESPONSE_TIMEOUT, redis::cmd("PING").query_async::<Value>(manager)).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
