@@ -2,7 +2,10 @@
 """Side-by-side benchmark: wsx serve against tokio-tungstenite, fastwebsockets, tokio-websockets
 and a raw-TCP floor, on loopback, with the same load generator (`wsx bench`), runs interleaved.
 
-usage: bench/run.py [--runs 3] [--seconds 2] [--idle 10000] [--out BENCHMARKS.md]
+usage: bench/run.py [--runs 3] [--seconds 2] [--idle 10000] [--out BENCHMARKS.md] [--only LETTERS]
+
+--only (e.g. `--only d` or `--only ape`) runs just those scenarios and prints their table
+without writing BENCHMARKS.md: for iterating on one number.
 
 Scenarios (as in the issue): a 100 x 16 B, 1 in flight; b 10 x 64 KiB; c 1 x 16 MiB;
 p 100 x 16 B, 16 in flight; d handshakes/s (10 workers); e server memory per idle connection
@@ -115,11 +118,17 @@ def main():
     ap.add_argument("--seconds", type=float, default=2)
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--only", default="abcdpe", help="scenario letters to run (no BENCHMARKS.md)")
     opts = ap.parse_args()
-    results = {s: {n: [] for n in SERVERS} for s in SCENARIOS}
+    unknown = set(opts.only) - set("abcdpe")
+    if unknown:
+        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of abcdpe")
+    partial = set(opts.only) != set("abcdpe")
+    scenarios = {s: a for s, a in SCENARIOS.items() if s[0] in opts.only}
+    results = {s: {n: [] for n in SERVERS} for s in scenarios}
     started = time.time()
     for run in range(opts.runs):
-        for scenario, args in SCENARIOS.items():
+        for scenario, args in scenarios.items():
             # interleaved: every server once per scenario per run
             for name in SERVERS:
                 proc, port = start(name)
@@ -132,7 +141,7 @@ def main():
                 print(f"run {run + 1}/{opts.runs}  {scenario:<36} {name:<18} "
                       f"{'failed' if value is None else f'{value:,.0f}/s'}", file=sys.stderr, flush=True)
     memory = {}
-    for name in SERVERS:
+    for name in SERVERS if "e" in opts.only else []:
         memory[name] = idle_memory(name, opts.idle)
         print(f"memory  {name:<18} {memory[name] or 0:,.0f} B per idle connection", file=sys.stderr, flush=True)
 
@@ -144,7 +153,7 @@ def main():
     header = ["scenario", *SERVERS, "wsx / best peer", "wsx / floor"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         med = {n: median(results[scenario][n]) for n in SERVERS}
         peers = [med[p] for p in PEER_NAMES if med[p]]
         best = max(peers) if peers else None
@@ -153,15 +162,19 @@ def main():
         floor = med["floor (raw TCP)"]
         cells.append(f"{med['wsx'] / floor:.2f}" if med["wsx"] and floor else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    peers_mem = [memory[p] for p in PEER_NAMES if memory[p]]
-    best_mem = min(peers_mem) if peers_mem else None
-    cells = [f"e: bytes per idle connection ({opts.idle} open, lower is better)"]
-    cells += [f"{memory[n]:,.0f}" if memory[n] else "failed" for n in SERVERS]
-    cells.append(f"{memory['wsx'] / best_mem:.2f}" if memory["wsx"] and best_mem else "-")
-    cells.append(f"{memory['wsx'] / memory['floor (raw TCP)']:.2f}" if memory["wsx"] and memory["floor (raw TCP)"] else "-")
-    lines.append("| " + " | ".join(cells) + " |")
+    if memory:
+        peers_mem = [memory[p] for p in PEER_NAMES if memory[p]]
+        best_mem = min(peers_mem) if peers_mem else None
+        cells = [f"e: bytes per idle connection ({opts.idle} open, lower is better)"]
+        cells += [f"{memory[n]:,.0f}" if memory[n] else "failed" for n in SERVERS]
+        cells.append(f"{memory['wsx'] / best_mem:.2f}" if memory["wsx"] and best_mem else "-")
+        floor = memory["floor (raw TCP)"]
+        cells.append(f"{memory['wsx'] / floor:.2f}" if memory["wsx"] and floor else "-")
+        lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
+    if partial:
+        return
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:

@@ -342,6 +342,109 @@ async fn raw_status(addr: &str, request: &[u8]) -> String {
     text.lines().next().unwrap_or("").to_string()
 }
 
+/// Reads from `tcp` until `buf` holds `n` bytes past a complete response head; the head.
+async fn read_head_and(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, n: usize) -> String {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if buf.len() >= end + 4 + n {
+                let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+                buf.drain(..end + 4);
+                return head;
+            }
+        }
+        let read = within("the server's answer", tcp.read(&mut chunk)).await.unwrap();
+        assert!(read > 0, "the server closed the connection; so far: {buf:?}");
+        buf.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// A masked client text frame.
+fn client_text(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Upgrades are answered on the connection itself (no hyper): whatever arrives with the head
+/// is kept, a head in pieces is waited for, refusals say which node and close; an upgrade
+/// after a plain request on a kept-alive connection still works (through hyper).
+#[tokio::test]
+async fn upgrades_are_answered_whatever_arrives_with_them() {
+    let server = Server::start(&["--node", "n1"]);
+    let upgrade = "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    let echoed = |payload: &[u8]| {
+        let mut frame = vec![0x81, payload.len() as u8];
+        frame.extend_from_slice(payload);
+        frame
+    };
+
+    // The head and two frames in one write: both frames are echoed.
+    let mut tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let mut wire = upgrade.as_bytes().to_vec();
+    wire.extend(client_text(b"first"));
+    wire.extend(client_text(b"second"));
+    tcp.write_all(&wire).await.unwrap();
+    let mut buf = Vec::new();
+    let head = read_head_and(&mut tcp, &mut buf, 14).await;
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-wsx-node: n1\r\n"), "{head}");
+    assert_eq!(buf, [echoed(b"first"), echoed(b"second")].concat());
+
+    // The head in pieces, a pause between them.
+    let mut tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    for piece in upgrade.as_bytes().chunks(7) {
+        tcp.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tcp.write_all(&client_text(b"late")).await.unwrap();
+    let mut buf = Vec::new();
+    let head = read_head_and(&mut tcp, &mut buf, 6).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(buf, echoed(b"late"));
+
+    // A refusal: its status, the node, and the connection closes after it.
+    let mut tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    tcp.write_all(upgrade.replace("Version: 13", "Version: 8").as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    within("the refusal and the close", tcp.read_to_end(&mut reply)).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 426 upgrade required\r\n"), "{reply}");
+    assert!(reply.contains("sec-websocket-version: 13\r\n"), "{reply}");
+    assert!(reply.contains("x-wsx-node: n1\r\n") && reply.contains("connection: close"), "{reply}");
+
+    // A plain request first, then the upgrade on the same connection.
+    let mut tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let head = read_head_and(&mut tcp, &mut buf, 0).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    while buf.len() < length {
+        let mut chunk = [0u8; 1024];
+        let n = within("the body", tcp.read(&mut chunk)).await.unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.drain(..length);
+    tcp.write_all(upgrade.as_bytes()).await.unwrap();
+    tcp.write_all(&client_text(b"again")).await.unwrap();
+    let head = read_head_and(&mut tcp, &mut buf, 7).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(buf, echoed(b"again"));
+    assert_eq!(server.metric("wsx_handshakes_accepted_total").await, 3);
+}
+
 /// The opening handshake as real clients send it (the seeds), and every way a request is
 /// refused (RFC 6455 §4.2.1, §4.4; RFC 9112), each with its status, against the binary.
 #[tokio::test]

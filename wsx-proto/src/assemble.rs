@@ -29,13 +29,13 @@ pub(crate) struct Assembler {
     buf: BytesMut,
     utf8: Utf8Validator,
     /// permessage-deflate, if negotiated.
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
 }
 
 impl Assembler {
-    pub(crate) fn new(max_message_size: usize, inflater: Option<Inflater>) -> Self {
+    pub(crate) fn new(max_message_size: usize, inflater: Option<Box<Inflater>>) -> Self {
         Self {
             max_message_size,
             kind: None,

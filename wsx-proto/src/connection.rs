@@ -65,8 +65,9 @@ pub struct Connection {
     eof: bool,
     /// A fragmented message being sent: whether it is text, and its UTF-8 state.
     sending: Option<(bool, Utf8Validator)>,
-    /// permessage-deflate for what we send, if negotiated (and the window allows it).
-    deflater: Option<Deflater>,
+    /// permessage-deflate for what we send, if negotiated (and the window allows it); boxed,
+    /// like the inflater: a connection without it does not carry its room.
+    deflater: Option<Box<Deflater>>,
     /// Messages shorter than this are sent uncompressed.
     deflate_threshold: usize,
 }
@@ -81,8 +82,8 @@ impl Connection {
             Some(params) => {
                 let ((own_bits, own_fresh), (peer_bits, peer_fresh)) = params.for_role(role);
                 (
-                    Deflater::new(params.level(), own_bits, own_fresh),
-                    Some(Inflater::new(peer_bits, peer_fresh)),
+                    Deflater::new(params.level(), own_bits, own_fresh).map(Box::new),
+                    Some(Box::new(Inflater::new(peer_bits, peer_fresh))),
                 )
             }
         };

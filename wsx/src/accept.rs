@@ -118,7 +118,13 @@ impl Acceptor {
         let (negotiated, leftover) = tokio::time::timeout(self.config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::Timeout(Timeout::Handshake))??;
-        Ok(WebSocket::from_parts(stream, Role::Server, negotiated, self.config.clone(), &leftover))
+        Ok(WebSocket::from_partially_read(
+            stream,
+            Role::Server,
+            negotiated,
+            self.config.clone(),
+            &leftover,
+        ))
     }
 }
 

@@ -118,6 +118,11 @@ impl Config {
         self.keepalive
     }
 
+    /// The configured permessage-deflate, if any.
+    pub fn deflate_config(&self) -> Option<wsx_proto::DeflateConfig> {
+        self.deflate
+    }
+
     /// The configured limits.
     pub fn limits_ref(&self) -> &Limits {
         &self.limits

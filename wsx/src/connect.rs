@@ -316,7 +316,7 @@ impl Connector {
         let (accepted, leftover) = tokio::time::timeout(self.config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::Timeout(Timeout::Handshake))??;
-        let ws = WebSocket::from_parts(
+        let ws = WebSocket::from_partially_read(
             stream,
             Role::Client,
             accepted.negotiated,

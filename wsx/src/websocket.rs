@@ -84,19 +84,39 @@ where
     /// A WebSocket over a stream whose opening handshake is already done, for example a hyper
     /// upgrade. `negotiated` is what the handshake agreed on.
     pub fn from_raw(io: S, role: Role, negotiated: Negotiated, config: Config) -> Self {
-        Self::from_parts(io, role, negotiated, config, &[])
+        Self::from_partially_read(io, role, negotiated, config, &[])
     }
 
-    /// Like [`from_raw`](Self::from_raw), with bytes that were read after the handshake head.
-    pub(crate) fn from_parts(
+    /// Like [`from_raw`](Self::from_raw), for a server (or client) that ran the handshake
+    /// itself: `read` is what it read from `io` after the handshake head (the start of the
+    /// first frames), handed on so that nothing is lost.
+    ///
+    /// ```no_run
+    /// use wsx::{parse_request, write_response, Accept, Role, Upgrade, WebSocket};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # async fn run(mut tcp: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = wsx::Config::default();
+    /// let mut buf = bytes::BytesMut::new();
+    /// let head = loop {
+    ///     if tcp.read_buf(&mut buf).await? == 0 { return Ok(()) }
+    ///     if let Some(head) = parse_request(&buf, config.limits_ref())? { break head }
+    /// };
+    /// let (response, negotiated) = Upgrade::from_request(&head.value)?.accept(Accept::new())?;
+    /// let mut out = bytes::BytesMut::new();
+    /// write_response(&response, &mut out);
+    /// tcp.write_all(&out).await?;
+    /// let ws = WebSocket::from_partially_read(tcp, Role::Server, negotiated, config, &buf[head.len..]);
+    /// # let _ = ws; Ok(()) }
+    /// ```
+    pub fn from_partially_read(
         io: S,
         role: Role,
         negotiated: Negotiated,
         config: Config,
-        leftover: &[u8],
+        read: &[u8],
     ) -> Self {
         let mut conn = Connection::new(role, &negotiated, config.core.clone());
-        conn.receive(leftover);
+        conn.receive(read);
         let timing = Timing {
             close_timeout: config.close_timeout,
             keepalive: config.keepalive,

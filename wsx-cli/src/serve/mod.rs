@@ -1,17 +1,20 @@
-//! `wsx serve`: the ready server. One port, through hyper: the chat page at `/`, WebSocket echo
-//! at `/echo`, chat rooms at `/chat/{room}`, `/healthz` and `/metrics`.
+//! `wsx serve`: the ready server. One port: the chat page at `/`, WebSocket echo at `/echo`,
+//! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`. Upgrades are answered directly on
+//! the connection (`conn.rs`), everything else by hyper; sessions are in `session.rs`.
 
 mod broker;
+mod conn;
 mod metrics;
 mod proxy;
 mod rooms;
+mod session;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -22,21 +25,21 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
-use wsx::{Accept, CloseCode, Config, HandshakeError, Limits, Message, Upgrade};
+use wsx::{Accept, Config, HandshakeError, Limits, Upgrade};
 
 use self::broker::Broker;
 use self::metrics::{BrokerStats, Metrics, Refusal};
 pub(crate) use self::proxy::Network;
 use self::rooms::{Membership, Rooms};
+use self::session::Session;
 use crate::args::ServeArgs;
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
 
 type Body = Full<Bytes>;
-type Ws = wsx::hyper::HyperWebSocket;
 
 /// What every connection shares.
 struct State {
@@ -157,18 +160,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let (state, tls, alive) = (state.clone(), tls.clone(), alive.clone());
+                let (state, alive) = (state.clone(), alive.clone());
+                // Two spawns, not one future for both: the task of a plain connection is not
+                // made as large as a TLS one (every connection's task holds its future).
+                let Some(tls) = tls.clone() else {
+                    tokio::spawn(conn::serve(tcp, peer, state, alive));
+                    continue;
+                };
                 tokio::spawn(async move {
-                    match tls {
-                        None => serve_http(tcp, peer, state, alive).await,
-                        Some(tls) => {
-                            let timeout = state.args.handshake_timeout;
-                            match tokio::time::timeout(timeout, tls.accept(tcp)).await {
-                                Ok(Ok(stream)) => serve_http(stream, peer, state, alive).await,
-                                Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
-                                Err(_) => debug!(%peer, "TLS handshake timed out"),
-                            }
-                        }
+                    let timeout = state.args.handshake_timeout;
+                    match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => conn::serve(stream, peer, state, alive).await,
+                        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -230,7 +234,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Serves HTTP/1.1 on one connection until it ends, is upgraded, or the server stops.
+/// Serves HTTP/1.1 on one connection until it ends, is upgraded, or the server stops (what is
+/// not a WebSocket upgrade coming first on its connection).
 async fn serve_http<S>(io: S, peer: SocketAddr, state: Arc<State>, alive: mpsc::Sender<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -284,16 +289,16 @@ fn valid_room(room: &str) -> bool {
         && room.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()));
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
-fn refusal(error: &HandshakeError) -> Response<Body> {
+fn refusal(error: &HandshakeError) -> Response<Bytes> {
     let response = error.to_response().unwrap_or_else(|| Response::new(error.to_string()));
-    response.map(|b| Full::new(Bytes::from(b)))
+    response.map(Bytes::from)
 }
 
 async fn handle(
@@ -317,7 +322,7 @@ async fn handle(
             page
         }
         (Route::Favicon, _) => {
-            let mut none = Response::new(Full::new(Bytes::new()));
+            let mut none = Response::new(Bytes::new());
             *none.status_mut() = StatusCode::NO_CONTENT;
             none
         }
@@ -337,7 +342,7 @@ async fn handle(
     };
     // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
     response.headers_mut().insert("x-wsx-node", state.node.clone());
-    Ok(response)
+    Ok(response.map(Full::new))
 }
 
 fn broker_stats(state: &State) -> Option<BrokerStats> {
@@ -350,7 +355,7 @@ fn broker_stats(state: &State) -> Option<BrokerStats> {
 
 /// `/healthz`: 200 when serving (`degraded` while Redis is unreachable: echo and open
 /// connections still work), 503 while shutting down; a JSON object naming the node.
-fn health(state: &State) -> Response<Body> {
+fn health(state: &State) -> Response<Bytes> {
     let stopping = *state.shutdown.borrow();
     let (broker, broker_up) = match state.rooms.broker() {
         None => ("memory", true),
@@ -403,26 +408,30 @@ fn client_slot(state: &Arc<State>, client: IpAddr) -> Result<Option<ClientSlot>,
     Ok(Some(ClientSlot { state: state.clone(), client }))
 }
 
-async fn upgrade_to(
-    request: &mut Request<Incoming>,
-    peer: SocketAddr,
-    client: IpAddr,
-    room: Option<String>,
-    state: &Arc<State>,
-    alive: mpsc::Sender<()>,
-) -> Response<Body> {
+/// What an open WebSocket holds until it ends: a place under --max-connections and one under
+/// --max-per-client.
+type Places = (OwnedSemaphorePermit, Option<ClientSlot>);
+
+/// The places for one more WebSocket from `client`, or the refusal to send (503 while stopping
+/// or full, 429 over --max-per-client).
+fn places(state: &Arc<State>, client: IpAddr) -> Result<Places, Box<Response<Bytes>>> {
     if *state.shutdown.borrow() {
         state.metrics.refused(Refusal::ShuttingDown);
-        return text(
+        let reason = "shutting down\n";
+        return Err(Box::new(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain; charset=utf-8",
-            "shutting down\n",
-        );
+            reason,
+        )));
     }
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         state.metrics.refused(Refusal::Capacity);
         let reason = format!("server full: {} connections open\n", state.args.max_connections);
-        return text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
+        return Err(Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            reason,
+        )));
     };
     let Ok(slot) = client_slot(state, client) else {
         state.metrics.refused(Refusal::ClientLimit);
@@ -430,206 +439,85 @@ async fn upgrade_to(
         let reason = format!("too many connections from {client}: at most {limit} at once\n");
         let mut response = text(StatusCode::TOO_MANY_REQUESTS, "text/plain; charset=utf-8", reason);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+        return Err(Box::new(response));
     };
-    let trusted = &state.args.trust_proxy;
-    let forwarded =
-        proxy::forwarded_host(peer.ip(), request.headers(), trusted).map(str::to_string);
-    let supported: &[&str] = if room.is_some() { &["chat", "superchat"] } else { &[] };
-    let upgraded =
-        wsx::hyper::upgrade::<_, Body, _>(request, state.config.clone(), |_, upgrade| {
-            let host = forwarded.as_deref().unwrap_or(upgrade.host());
-            if !origin_allowed(upgrade, host, &state.args.allow_origin) {
-                return Err(upgrade.reject_origin());
-            }
-            Ok(Accept::new().subprotocol(upgrade.choose_subprotocol(supported.iter().copied())))
-        });
+    Ok((permit, slot))
+}
+
+/// Answers a valid upgrade from `peer`: the Origin check, the subprotocol (`chat` or
+/// `superchat` in rooms), permessage-deflate as configured.
+fn decide(
+    state: &State,
+    peer: IpAddr,
+    chat: bool,
+    request: &Request<()>,
+    upgrade: &Upgrade,
+) -> Result<Accept, HandshakeError> {
+    let forwarded = proxy::forwarded_host(peer, request.headers(), &state.args.trust_proxy);
+    let host = forwarded.unwrap_or(upgrade.host());
+    if !origin_allowed(upgrade, host, &state.args.allow_origin) {
+        return Err(upgrade.reject_origin());
+    }
+    let supported: &[&str] = if chat { &["chat", "superchat"] } else { &[] };
+    Ok(Accept::new()
+        .subprotocol(upgrade.choose_subprotocol(supported.iter().copied()))
+        .deflate(state.config.deflate_config()))
+}
+
+/// Counts a refused handshake; its response.
+fn refused(state: &State, client: IpAddr, error: &HandshakeError) -> Response<Bytes> {
+    state.metrics.refused(match error {
+        HandshakeError::OriginRejected(_) => Refusal::Origin,
+        HandshakeError::UnsupportedVersion(_) => Refusal::Version,
+        _ => Refusal::BadRequest,
+    });
+    debug!(%client, "handshake refused: {error}");
+    refusal(error)
+}
+
+/// Counts an accepted handshake and joins its room, before the 101 goes out: once its
+/// handshake is complete, a member receives every message sent to the room (with Redis: once
+/// this node is subscribed).
+async fn admitted(state: &State, room: Option<String>) -> Option<Membership> {
+    state.metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut member = state.rooms.join(&room?);
+    member.ready().await;
+    Some(member)
+}
+
+/// An upgrade that hyper read (one that did not come first on its connection).
+async fn upgrade_to(
+    request: &mut Request<Incoming>,
+    peer: SocketAddr,
+    client: IpAddr,
+    room: Option<String>,
+    state: &Arc<State>,
+    alive: mpsc::Sender<()>,
+) -> Response<Bytes> {
+    let places = match places(state, client) {
+        Ok(places) => places,
+        Err(refusal) => return *refusal,
+    };
+    let chat = room.is_some();
+    let upgraded = wsx::hyper::upgrade(request, state.config.clone(), |head, upgrade| {
+        decide(state, peer.ip(), chat, head, upgrade)
+    });
     match upgraded {
         Ok((response, websocket)) => {
-            state.metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = request.uri().path().to_string();
-            // Join before the 101 goes out: once its handshake is complete, a member receives
-            // every message sent to the room (with Redis: once this node is subscribed).
-            let member = match room {
-                Some(room) => {
-                    let mut member = state.rooms.join(&room);
-                    member.ready().await;
-                    Some(member)
-                }
-                None => None,
-            };
+            let member = admitted(state, room).await;
             let state = state.clone();
             tokio::spawn(async move {
                 match websocket.await {
-                    Ok(ws) => session(ws, client, path, member, state, (permit, slot)).await,
+                    Ok(ws) => Session { ws, client, path, member, places }.run(&state).await,
                     Err(e) => debug!(%client, "upgrade failed: {e}"),
                 }
                 drop(alive);
             });
             response
         }
-        Err(error) => {
-            state.metrics.refused(match error {
-                HandshakeError::OriginRejected(_) => Refusal::Origin,
-                HandshakeError::UnsupportedVersion(_) => Refusal::Version,
-                _ => Refusal::BadRequest,
-            });
-            debug!(%client, "handshake refused: {error}");
-            refusal(&error)
-        }
+        Err(error) => refused(state, client, &error),
     }
-}
-
-/// One WebSocket connection, from open to close, logged as one line at the end.
-async fn session(
-    mut ws: Ws,
-    client: IpAddr,
-    path: String,
-    member: Option<Membership>,
-    state: Arc<State>,
-    places: (OwnedSemaphorePermit, Option<ClientSlot>),
-) {
-    let started = Instant::now();
-    let subprotocol = ws.subprotocol().map(str::to_string);
-    state.metrics.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let code = match member {
-        None => echo(&mut ws, &state).await,
-        Some(member) => chat(&mut ws, member, &state).await,
-    };
-    state.metrics.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    drop(places);
-    let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
-    info!(
-        %client,
-        path,
-        subprotocol = subprotocol.as_deref().unwrap_or("-"),
-        duration_ms = started.elapsed().as_millis() as u64,
-        close_code = code,
-        "connection closed"
-    );
-}
-
-/// How the connection ended, as a close code: the peer's, the error's, or ours.
-fn peer_code(ws: &Ws) -> Option<CloseCode> {
-    ws.peer_close().map(|frame| frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code))
-}
-
-/// What the session loop does with one received item; `Some(code)` ends it.
-fn on_received(
-    item: Option<Result<Message, wsx::Error>>,
-    ws: &Ws,
-    state: &State,
-) -> Result<Option<Message>, Option<CloseCode>> {
-    match item {
-        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-            state.metrics.received(m.len());
-            Ok(Some(m))
-        }
-        Some(Ok(_)) => Ok(None),
-        Some(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
-        None => Err(peer_code(ws).or(Some(CloseCode::ABNORMAL))),
-    }
-}
-
-/// Closes with `code` (bounded: a peer that does not answer is dropped).
-async fn close(ws: &mut Ws, code: CloseCode, reason: &str) -> Option<CloseCode> {
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(code, reason)).await;
-    Some(code)
-}
-
-async fn echo(ws: &mut Ws, state: &State) -> Option<CloseCode> {
-    let mut shutdown = state.shutdown.clone();
-    // One future for the whole session: made anew per message, it would register with the
-    // watch channel (a lock) and unregister for every message.
-    let stop = stopped(&mut shutdown);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            item = ws.recv() => match on_received(item, ws, state) {
-                Ok(Some(message)) => {
-                    let len = message.len();
-                    // `feed` queues; the next `recv` writes a burst of echoes in one write.
-                    if let Err(e) = ws.feed(message).await {
-                        return e.close_code().or_else(|| peer_code(ws));
-                    }
-                    state.metrics.sent(len);
-                }
-                Ok(None) => {}
-                Err(code) => return code,
-            },
-            () = &mut stop => {
-                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
-            }
-        }
-    }
-}
-
-async fn chat(ws: &mut Ws, mut member: Membership, state: &State) -> Option<CloseCode> {
-    let mut shutdown = state.shutdown.clone();
-    let stop = stopped(&mut shutdown);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            // Stop first; then deliver before reading more: a member falls behind only when its
-            // own connection does not take data, never because it talks faster than it listens.
-            biased;
-            () = &mut stop => {
-                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
-            }
-            item = member.receiver.recv() => match item {
-                Ok(message) => {
-                    if let Err(code) = deliver(ws, message, state).await {
-                        return code;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return slow(ws, state, "too slow: fell behind the room").await;
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            },
-            item = ws.recv() => match on_received(item, ws, state) {
-                Ok(Some(message)) => {
-                    if let Err(code) = publish(ws, &member, message, state).await {
-                        return code;
-                    }
-                }
-                Ok(None) => {}
-                Err(code) => return code,
-            },
-        }
-    }
-}
-
-/// Queues a room message for this member; `Err` ends the session.
-async fn deliver(ws: &mut Ws, message: Message, state: &State) -> Result<(), Option<CloseCode>> {
-    let len = message.len();
-    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message)).await {
-        Ok(Ok(())) => {
-            state.metrics.sent(len);
-            Ok(())
-        }
-        Ok(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
-        Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
-    }
-}
-
-/// Sends a member's message to its room. When it reaches nobody (Redis down), the sender gets a
-/// notice instead, a JSON object `{"system": why, "undelivered": true}`, and stays connected.
-async fn publish(
-    ws: &mut Ws,
-    member: &Membership,
-    message: Message,
-    state: &State,
-) -> Result<(), Option<CloseCode>> {
-    let Err(why) = member.publish(message).await else { return Ok(()) };
-    let notice = format!("{{\"system\":\"{why}\",\"undelivered\":true}}");
-    deliver(ws, Message::text(notice), state).await
-}
-
-/// A member that cannot keep up leaves, so that the room does not wait for it.
-async fn slow(ws: &mut Ws, state: &State, reason: &str) -> Option<CloseCode> {
-    state.metrics.slow_disconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    close(ws, CloseCode::TRY_AGAIN_LATER, reason).await
 }
 
 #[cfg(test)]

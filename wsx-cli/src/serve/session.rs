@@ -1,0 +1,190 @@
+//! One WebSocket session of `wsx serve`, from the 101 to the close: echo or a chat room, over
+//! whichever stream it came on (a hyper upgrade, or the TCP or TLS stream itself).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+use tracing::info;
+use wsx::{CloseCode, Message, WebSocket};
+
+use super::rooms::Membership;
+use super::{stopped, Places, State};
+
+type Ws<S> = WebSocket<S>;
+
+/// What a session can run over.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// An open WebSocket connection of `wsx serve`, and what its session needs.
+pub(super) struct Session<S> {
+    pub(super) ws: WebSocket<S>,
+    pub(super) client: IpAddr,
+    pub(super) path: String,
+    /// Its chat room; none for echo.
+    pub(super) member: Option<Membership>,
+    /// Held until the session ends.
+    pub(super) places: Places,
+}
+
+impl<S: Stream> Session<S> {
+    /// Runs the session from open to close, logged as one line at the end. (Through `&mut
+    /// self`: an async fn's by-value arguments are stored twice in its future, and this one
+    /// lives as long as the connection.)
+    pub(super) async fn run(&mut self, state: &State) {
+        let started = Instant::now();
+        state.metrics.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ws = &mut self.ws;
+        let code = match &mut self.member {
+            None => echo(ws, state).await,
+            // Boxed: an echo session's future (what every connection's task holds) is not
+            // made as large as a chat session's.
+            Some(member) => Box::pin(chat(ws, member, state)).await,
+        };
+        state.metrics.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = &self.places;
+        info!(
+            client = %self.client,
+            path = self.path,
+            subprotocol = self.ws.subprotocol().unwrap_or("-"),
+            duration_ms = started.elapsed().as_millis() as u64,
+            close_code = %code.map_or_else(|| "none".to_string(), |c| c.to_string()),
+            "connection closed"
+        );
+    }
+}
+
+/// How the connection ended, as a close code: the peer's, the error's, or ours.
+fn peer_code<S: Stream>(ws: &Ws<S>) -> Option<CloseCode> {
+    ws.peer_close().map(|frame| frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code))
+}
+
+/// What the session loop does with one received item; `Some(code)` ends it.
+fn on_received<S: Stream>(
+    item: Option<Result<Message, wsx::Error>>,
+    ws: &Ws<S>,
+    state: &State,
+) -> Result<Option<Message>, Option<CloseCode>> {
+    match item {
+        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+            state.metrics.received(m.len());
+            Ok(Some(m))
+        }
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
+        None => Err(peer_code(ws).or(Some(CloseCode::ABNORMAL))),
+    }
+}
+
+/// Closes with `code` (bounded: a peer that does not answer is dropped). Boxed: rare, and its
+/// timer would otherwise make every session's future larger.
+async fn close<S: Stream>(ws: &mut Ws<S>, code: CloseCode, reason: &str) -> Option<CloseCode> {
+    let closing = tokio::time::timeout(Duration::from_secs(2), ws.close(code, reason));
+    let _ = Box::pin(closing).await;
+    Some(code)
+}
+
+async fn echo<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
+    let mut shutdown = state.shutdown.clone();
+    // One future for the whole session: made anew per message, it would register with the
+    // watch channel (a lock) and unregister for every message.
+    let stop = stopped(&mut shutdown);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            item = ws.recv() => match on_received(item, ws, state) {
+                Ok(Some(message)) => {
+                    let len = message.len();
+                    // `feed` queues; the next `recv` writes a burst of echoes in one write.
+                    if let Err(e) = ws.feed(message).await {
+                        return e.close_code().or_else(|| peer_code(ws));
+                    }
+                    state.metrics.sent(len);
+                }
+                Ok(None) => {}
+                Err(code) => return code,
+            },
+            () = &mut stop => {
+                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
+            }
+        }
+    }
+}
+
+async fn chat<S: Stream>(
+    ws: &mut Ws<S>,
+    member: &mut Membership,
+    state: &State,
+) -> Option<CloseCode> {
+    let mut shutdown = state.shutdown.clone();
+    let stop = stopped(&mut shutdown);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            // Stop first; then deliver before reading more: a member falls behind only when its
+            // own connection does not take data, never because it talks faster than it listens.
+            biased;
+            () = &mut stop => {
+                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
+            }
+            item = member.receiver.recv() => match item {
+                Ok(message) => {
+                    if let Err(code) = deliver(ws, message, state).await {
+                        return code;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return slow(ws, state, "too slow: fell behind the room").await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+            item = ws.recv() => match on_received(item, ws, state) {
+                Ok(Some(message)) => {
+                    if let Err(code) = publish(ws, member, message, state).await {
+                        return code;
+                    }
+                }
+                Ok(None) => {}
+                Err(code) => return code,
+            },
+        }
+    }
+}
+
+/// Queues a room message for this member; `Err` ends the session.
+async fn deliver<S: Stream>(
+    ws: &mut Ws<S>,
+    message: Message,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let len = message.len();
+    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message)).await {
+        Ok(Ok(())) => {
+            state.metrics.sent(len);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
+        Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
+    }
+}
+
+/// Sends a member's message to its room. When it reaches nobody (Redis down), the sender gets a
+/// notice instead, a JSON object `{"system": why, "undelivered": true}`, and stays connected.
+async fn publish<S: Stream>(
+    ws: &mut Ws<S>,
+    member: &Membership,
+    message: Message,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let Err(why) = member.publish(message).await else { return Ok(()) };
+    let notice = format!("{{\"system\":\"{why}\",\"undelivered\":true}}");
+    deliver(ws, Message::text(notice), state).await
+}
+
+/// A member that cannot keep up leaves, so that the room does not wait for it.
+async fn slow<S: Stream>(ws: &mut Ws<S>, state: &State, reason: &str) -> Option<CloseCode> {
+    state.metrics.slow_disconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    close(ws, CloseCode::TRY_AGAIN_LATER, reason).await
+}
