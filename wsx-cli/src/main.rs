@@ -39,7 +39,13 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            args::Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            // On a worker thread, not this one: a connection task spawned from a worker starts
+            // in its local queue, while one spawned from here must wake a worker (a futex call
+            // per connection).
+            args::Command::Serve(args) => match tokio::spawn(serve::run(args)).await {
+                Ok(result) => result.map(|()| ExitCode::SUCCESS),
+                Err(e) => Err(anyhow::anyhow!("the server stopped unexpectedly: {e}")),
+            },
             args::Command::Connect(args) => connect::run(args).await,
             args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
         }

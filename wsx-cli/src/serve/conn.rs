@@ -19,7 +19,7 @@ use wsx::{HandshakeError, Limits, Negotiated, Parsed, Role, Upgrade, WebSocket};
 
 use super::session::{Session, Stream};
 use super::{admitted, decide, places, proxy, refused, route, serve_http, stopped};
-use super::{Places, Route, State};
+use super::{Places, Route, State, X_WSX_NODE};
 
 /// Room for a typical upgrade request (a browser's is about 500 bytes); grows when needed.
 const HEAD_BUFFER: usize = 1024;
@@ -168,7 +168,7 @@ fn answer(head: &Parsed<Request<()>>, peer: SocketAddr, state: &Arc<State>) -> N
         Ok(answered) => answered,
         Err(error) => return Next::Refuse(refusal_bytes(refused(state, client, &error), state)),
     };
-    response.headers_mut().insert("x-wsx-node", state.node.clone());
+    response.headers_mut().insert(X_WSX_NODE, state.node.clone());
     let mut bytes = BytesMut::with_capacity(256);
     wsx::write_response(&response, &mut bytes);
     let path = request.uri().path().to_string();
@@ -186,7 +186,7 @@ fn answer(head: &Parsed<Request<()>>, peer: SocketAddr, state: &Arc<State>) -> N
 /// A refusal on the wire; the connection closes after it.
 fn refusal_bytes(mut response: Response<Bytes>, state: &State) -> BytesMut {
     let headers = response.headers_mut();
-    headers.insert("x-wsx-node", state.node.clone());
+    headers.insert(X_WSX_NODE, state.node.clone());
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     let mut bytes = BytesMut::with_capacity(256 + response.body().len());
     wsx::write_response_with_body(&response, &mut bytes);

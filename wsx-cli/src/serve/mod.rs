@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -40,6 +40,9 @@ use crate::args::ServeArgs;
 const PAGE: &str = include_str!("page.html");
 
 type Body = Full<Bytes>;
+
+/// Which node answered (a constant: a header name made from a string is allocated each time).
+const X_WSX_NODE: HeaderName = HeaderName::from_static("x-wsx-node");
 
 /// What every connection shares.
 struct State {
@@ -115,9 +118,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
          node: {node}   rooms: {shared}\n",
         node = node.to_str().unwrap_or_default(),
     );
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
-    drop(stdout);
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    }
 
     let limits = Limits::default().max_message_size(args.max_message_size);
     let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
@@ -341,7 +345,7 @@ async fn handle(
         }
     };
     // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
-    response.headers_mut().insert("x-wsx-node", state.node.clone());
+    response.headers_mut().insert(X_WSX_NODE, state.node.clone());
     Ok(response.map(Full::new))
 }
 

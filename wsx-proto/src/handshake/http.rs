@@ -35,8 +35,8 @@ pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<Parsed<Request<()>>>, HandshakeError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.headers()];
-    let mut req = httparse::Request::new(&mut headers);
+    let (mut stack, mut heap) = ([httparse::EMPTY_HEADER; STACK_HEADERS], Vec::new());
+    let mut req = httparse::Request::new(header_slots(limits, &mut stack, &mut heap));
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.head_size() => {
@@ -58,6 +58,7 @@ pub fn parse_request(
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version(req.version).map_err(bad)?;
+    *request.headers_mut() = http::HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let (name, value) = header(h).map_err(bad)?;
         request.headers_mut().append(name, value);
@@ -78,8 +79,8 @@ pub fn parse_response(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<Parsed<Response<()>>>, HandshakeError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.headers()];
-    let mut res = httparse::Response::new(&mut headers);
+    let (mut stack, mut heap) = ([httparse::EMPTY_HEADER; STACK_HEADERS], Vec::new());
+    let mut res = httparse::Response::new(header_slots(limits, &mut stack, &mut heap));
     let bad = HandshakeError::InvalidResponse;
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -96,11 +97,30 @@ pub fn parse_response(
     *response.status_mut() = StatusCode::from_u16(res.code.unwrap_or_default())
         .map_err(|_| bad("invalid status code".into()))?;
     *response.version_mut() = version(res.version).map_err(bad)?;
+    *response.headers_mut() = http::HeaderMap::with_capacity(res.headers.len());
     for h in res.headers.iter() {
         let (name, value) = header(h).map_err(bad)?;
         response.headers_mut().append(name, value);
     }
     Ok(Some(Parsed { value: response, len }))
+}
+
+/// Header slots kept on the stack for parsing; a higher limit takes them from the heap.
+const STACK_HEADERS: usize = 64;
+
+/// `limits.headers()` slots for httparse: on the stack up to [`STACK_HEADERS`], which spares
+/// every handshake an allocation.
+fn header_slots<'a, 'b>(
+    limits: &Limits,
+    stack: &'a mut [httparse::Header<'b>; STACK_HEADERS],
+    heap: &'a mut Vec<httparse::Header<'b>>,
+) -> &'a mut [httparse::Header<'b>] {
+    let n = limits.headers();
+    if n <= STACK_HEADERS {
+        return &mut stack[..n];
+    }
+    heap.resize(n, httparse::EMPTY_HEADER);
+    heap
 }
 
 fn version(minor: Option<u8>) -> Result<Version, String> {

@@ -541,3 +541,40 @@ proptest! {
         prop_assert_eq!(done.value.negotiated.subprotocol(), chosen);
     }
 }
+
+#[test]
+fn header_count_limit_holds_below_and_above_the_stack_slots() {
+    let with = |n: usize| {
+        let extra: String = (0..n).map(|i| format!("X-H{i}: v\r\n")).collect();
+        SAMPLE.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1)
+    };
+    let sample_headers = 7;
+    for (max, extra, fits) in [
+        (64, 64 - sample_headers, true),
+        (64, 65 - sample_headers, false),
+        (16, 16 - sample_headers, true),
+        (16, 17 - sample_headers, false),
+        (100, 100 - sample_headers, true), // beyond the stack slots: the heap
+        (100, 101 - sample_headers, false),
+    ] {
+        let limits = Limits::default().max_headers(max);
+        let wire = with(extra);
+        match parse_request(wire.as_bytes(), &limits) {
+            Ok(Some(head)) if fits => {
+                assert_eq!(head.value.headers().len(), sample_headers + extra);
+                assert_eq!(head.len, wire.len());
+            }
+            Err(HandshakeError::HeadTooLarge) if !fits => {}
+            other => panic!("max {max}, {extra} extra headers: {:?}", other.map(|h| h.is_some())),
+        }
+        let response = format!("HTTP/1.1 101 Switching Protocols\r\n{}\r\n", {
+            let n = if fits { max } else { max + 1 };
+            (0..n).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+        });
+        assert_eq!(
+            parse_response(response.as_bytes(), &limits).is_ok(),
+            fits,
+            "response, max {max}"
+        );
+    }
+}
