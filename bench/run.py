@@ -8,7 +8,8 @@ usage: bench/run.py [--runs 3] [--seconds 2] [--idle 10000] [--out BENCHMARKS.md
 without writing BENCHMARKS.md: for iterating on one number.
 
 Scenarios (as in the issue): a 100 x 16 B, 1 in flight; b 10 x 64 KiB; c 1 x 16 MiB;
-p 100 x 16 B, 16 in flight; d handshakes/s (10 workers); e server memory per idle connection
+p 100 x 16 B, 16 in flight; d handshakes/s (10 workers); f the same with every server's accept
+loop on a runtime worker (as wsx serve's is); e server memory per idle connection
 (RSS delta with N connections open). Prints medians, ratio to the best peer and to the floor.
 """
 import argparse
@@ -41,7 +42,12 @@ SCENARIOS = {
     "c: 1 conn x 16 MiB": ["-c", "1", "-s", "16777216", "-k", "1"],
     "p: 100 conn x 16 B, 16 in flight": ["-c", "100", "-s", "16", "-k", "16"],
     "d: handshakes/s (10 workers)": ["--mode", "handshake", "-c", "10"],
+    "f: d with every accept loop on a worker": ["--mode", "handshake", "-c", "10"],
 }
+# Scenarios whose peer servers run their accept loop on a runtime worker, as wsx serve does,
+# instead of in `#[tokio::main]`'s thread as the libraries' examples do (from there, every
+# accepted connection costs a worker wake-up: about 15 % of any server's handshake rate).
+ACCEPT_ON_WORKER = {"f"}
 
 
 def free_port():
@@ -52,9 +58,10 @@ def free_port():
     return port
 
 
-def start(name):
+def start(name, accept_on_worker=False):
     port = free_port()
-    proc = subprocess.Popen(SERVERS[name](port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, BENCH_ACCEPT_ON_WORKER="1" if accept_on_worker else "0")
+    proc = subprocess.Popen(SERVERS[name](port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -118,12 +125,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=2)
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    ap.add_argument("--only", default="abcdpe", help="scenario letters to run (no BENCHMARKS.md)")
+    ap.add_argument("--only", default="abcdpfe", help="scenario letters to run (no BENCHMARKS.md)")
     opts = ap.parse_args()
-    unknown = set(opts.only) - set("abcdpe")
+    unknown = set(opts.only) - set("abcdpfe")
     if unknown:
-        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of abcdpe")
-    partial = set(opts.only) != set("abcdpe")
+        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of abcdpfe")
+    partial = set(opts.only) != set("abcdpfe")
     scenarios = {s: a for s, a in SCENARIOS.items() if s[0] in opts.only}
     results = {s: {n: [] for n in SERVERS} for s in scenarios}
     started = time.time()
@@ -131,7 +138,7 @@ def main():
         for scenario, args in scenarios.items():
             # interleaved: every server once per scenario per run
             for name in SERVERS:
-                proc, port = start(name)
+                proc, port = start(name, scenario[0] in ACCEPT_ON_WORKER)
                 try:
                     r = bench(port, args, opts.seconds)
                 finally:
@@ -194,8 +201,11 @@ for each measurement; servers are run in turn inside each run, so load on the ma
 them alike. Rates are messages (or handshakes) per second. Memory (e) is the server's RSS
 growth with N idle connections open, divided by N. Peers: tokio-tungstenite 0.30.0,
 fastwebsockets 0.10.0 (through hyper, as its docs show), tokio-websockets 0.13.3, each with
-its usual echo loop (one send per message) on a default multi-threaded tokio runtime; wsx is
-`wsx serve` (hyper routing, no deflate, no keepalive). The floor answers the upgrade and
+its usual echo loop (one send per message) on a default multi-threaded tokio runtime, with
+its accept loop in `#[tokio::main]`'s thread as the libraries' examples have it, except in f:
+there every server's accept loop runs on a runtime worker, as wsx serve's does (spawned from
+the main thread, every accepted connection costs a worker wake-up); wsx is
+`wsx serve` (upgrades answered on the connection, hyper for other requests; no deflate, no keepalive). The floor answers the upgrade and
 echoes frames with the least work a valid server can do (unmask, no checks).
 These are 2-core shared machines: compare ratios within one run, not absolute numbers.
 
