@@ -116,7 +116,7 @@ async fn open<S: Stream>(
             let config = state.config.clone();
             let read = &buf[head_len..];
             let ws = WebSocket::from_partially_read(io, Role::Server, negotiated, config, read);
-            Some(Session { ws, client, path, member, places })
+            Some(Session { ws, client, path, member, _places: places })
         }
     }
 }

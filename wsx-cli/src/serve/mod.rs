@@ -513,7 +513,9 @@ async fn upgrade_to(
             let state = state.clone();
             tokio::spawn(async move {
                 match websocket.await {
-                    Ok(ws) => Session { ws, client, path, member, places }.run(&state).await,
+                    Ok(ws) => {
+                        Session { ws, client, path, member, _places: places }.run(&state).await
+                    }
                     Err(e) => debug!(%client, "upgrade failed: {e}"),
                 }
                 drop(alive);

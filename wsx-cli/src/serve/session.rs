@@ -26,7 +26,7 @@ pub(super) struct Session<S> {
     /// Its chat room; none for echo.
     pub(super) member: Option<Membership>,
     /// Held until the session ends.
-    pub(super) places: Places,
+    pub(super) _places: Places,
 }
 
 impl<S: Stream> Session<S> {
@@ -44,7 +44,6 @@ impl<S: Stream> Session<S> {
             Some(member) => Box::pin(chat(ws, member, state)).await,
         };
         state.metrics.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = &self.places;
         info!(
             client = %self.client,
             path = self.path,
