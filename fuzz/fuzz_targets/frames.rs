@@ -36,7 +36,19 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        while conn.next_transmit().is_some() {}
+        // Pings answered and closes echoed leave as a writer would take them: whole chunks,
+        // or (bit 7) partial writes of `chunk` bytes through the slices.
+        if control & 0x80 == 0 {
+            while conn.next_transmit().is_some() {}
+        } else {
+            while conn.pending_transmit() > 0 {
+                let mut slices = [std::io::IoSlice::new(&[]); 4];
+                let filled = conn.transmit_slices(&mut slices);
+                assert!(filled > 0);
+                let written = slices[..filled].iter().map(|s| s.len()).sum::<usize>().min(chunk);
+                conn.advance_transmit(written);
+            }
+        }
     }
     conn.receive_eof();
     while let Ok(Some(_)) = conn.next_message() {}

@@ -11,10 +11,13 @@
 //!    the peer broke the protocol, and the Close frame that says so is already queued.
 //! 3. **Application → core:** [`send`](Connection::send) (or
 //!    [`send_fragment`](Connection::send_fragment) for streamed messages).
-//! 4. **Core → network:** write every chunk of [`next_transmit`](Connection::next_transmit).
-//!    Once [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
+//! 4. **Core → network:** write every chunk of [`next_transmit`](Connection::next_transmit)
+//!    (or write from [`transmit_slices`](Connection::transmit_slices) and report what was
+//!    written with [`advance_transmit`](Connection::advance_transmit)). Once [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
 //!
 //! The core reads no clock and does no I/O: timeouts and keepalive pings belong to the I/O layer.
+
+use std::io::IoSlice;
 
 use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha12Rng;
@@ -129,9 +132,9 @@ impl Connection {
     }
 
     /// Whether the I/O layer should close the TCP connection now: the connection is closed,
-    /// everything queued has been taken by [`next_transmit`](Self::next_transmit), and it is this
-    /// side's turn (the server closes first, RFC 6455 §7.1.1; a client closes once the server
-    /// has, or at once after a failure).
+    /// everything queued has been taken or written ([`pending_transmit`](Self::pending_transmit)
+    /// is 0), and it is this side's turn (the server closes first, RFC 6455 §7.1.1; a client
+    /// closes once the server has, or at once after a failure).
     pub fn should_close_tcp(&self) -> bool {
         self.outgoing.len() == 0 && self.close.should_close_tcp()
     }
@@ -141,7 +144,8 @@ impl Connection {
         self.close.received()
     }
 
-    /// Bytes queued for the network and not yet taken by [`next_transmit`](Self::next_transmit).
+    /// Bytes queued for the network and not yet taken by [`next_transmit`](Self::next_transmit)
+    /// or written ([`advance_transmit`](Self::advance_transmit)).
     pub fn pending_transmit(&self) -> usize {
         self.outgoing.len()
     }
@@ -337,6 +341,42 @@ impl Connection {
     /// The next chunk of bytes to write to the network, oldest first.
     pub fn next_transmit(&mut self) -> Option<Bytes> {
         self.outgoing.next()
+    }
+
+    /// The bytes to write next, as slices for one vectored write, without taking them out of
+    /// the queue (what an I/O layer that cannot tell how much a write takes wants): fills `dst`
+    /// oldest first and returns how many slices it filled (0 when nothing is queued). Say how
+    /// many bytes were written with [`advance_transmit`](Self::advance_transmit).
+    ///
+    /// Writing this way, a connection exchanging small messages reuses one small buffer and
+    /// allocates nothing per message.
+    ///
+    /// ```
+    /// use std::io::{IoSlice, Write};
+    /// use wsx_proto::{Connection, Message, Negotiated, Role};
+    /// let mut conn = Connection::new(Role::Server, &Negotiated::default(), Default::default());
+    /// conn.send(Message::text("Hello")).unwrap();
+    /// let mut socket = Vec::new(); // any `Write`
+    /// while conn.pending_transmit() > 0 {
+    ///     let mut slices = [IoSlice::new(&[]); 16];
+    ///     let filled = conn.transmit_slices(&mut slices);
+    ///     let written = socket.write_vectored(&slices[..filled]).unwrap();
+    ///     conn.advance_transmit(written);
+    /// }
+    /// assert_eq!(socket, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+    /// ```
+    pub fn transmit_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.outgoing.chunks(dst)
+    }
+
+    /// Drops the first `n` queued bytes, which the I/O layer wrote from
+    /// [`transmit_slices`](Self::transmit_slices).
+    ///
+    /// # Panics
+    /// If fewer than `n` bytes are queued ([`pending_transmit`](Self::pending_transmit)): that
+    /// is a bug in the caller.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.outgoing.advance(n);
     }
 
     /// Fails the connection because the peer broke the protocol: queue the Close frame that

@@ -5,7 +5,6 @@
 //! the core queued (pongs, close echoes, sent messages: many frames in one vectored write); close
 //! TCP when the core says it is this side's turn; read more bytes.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -63,8 +62,6 @@ pub struct WebSocket<S> {
     negotiated: Negotiated,
     /// What the pump needs of the configuration (not all of it: this is per connection).
     timing: Timing,
-    /// Chunks taken from the core, not yet fully written.
-    out: VecDeque<Bytes>,
     /// The one timer: keepalive, idle or close deadline, whichever comes first.
     timer: Option<Pin<Box<Sleep>>>,
     last_received: Instant,
@@ -129,7 +126,6 @@ where
             conn,
             negotiated,
             timing,
-            out: VecDeque::new(),
             timer: None,
             last_received: Instant::now(),
             ping_sent: false,
@@ -281,41 +277,27 @@ where
 
     /// Bytes waiting to be written.
     fn buffered(&self) -> usize {
-        self.conn.pending_transmit() + self.out.iter().map(Bytes::len).sum::<usize>()
+        self.conn.pending_transmit()
     }
 
-    /// Writes everything the core has queued, many chunks per vectored write.
+    /// Writes everything the core has queued, many chunks per vectored write, straight from the
+    /// core's queue.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            while let Some(chunk) = self.conn.next_transmit() {
-                self.out.push_back(chunk);
-            }
-            if self.out.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
+        while self.conn.pending_transmit() > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let filled = self.conn.transmit_slices(&mut slices);
             let io = Pin::new(&mut self.io);
-            let n = if self.out.len() > 1 && io.is_write_vectored() {
-                let slices: Vec<IoSlice<'_>> =
-                    self.out.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
-                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?
+            let n = if filled > 1 && io.is_write_vectored() {
+                ready!(io.poll_write_vectored(cx, &slices[..filled]))?
             } else {
-                ready!(io.poll_write(cx, &self.out[0]))?
+                ready!(io.poll_write(cx, &slices[0]))?
             };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            let mut n = n;
-            while n > 0 {
-                let front = &mut self.out[0];
-                if n >= front.len() {
-                    n -= front.len();
-                    self.out.pop_front();
-                } else {
-                    let _ = front.split_to(n);
-                    n = 0;
-                }
-            }
+            self.conn.advance_transmit(n);
         }
+        Poll::Ready(Ok(()))
     }
 
     pub(crate) fn poll_next_inner(
@@ -357,7 +339,7 @@ where
                 self.finish();
                 return Poll::Ready(Some(Err(Error::Io(e))));
             }
-            if self.conn.should_close_tcp() && self.out.is_empty() {
+            if self.conn.should_close_tcp() {
                 // RFC 6455 §7.1.1: our turn to close TCP. A failed shutdown changes nothing.
                 let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
                 self.finish();
@@ -400,7 +382,6 @@ where
     fn finish(&mut self) {
         self.finished = true;
         self.timer = None;
-        self.out.clear();
     }
 
     /// Checks the keepalive, idle and close deadlines. `Ready(Some(e))`: report `e`;

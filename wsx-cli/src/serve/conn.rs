@@ -18,7 +18,7 @@ use tracing::debug;
 use wsx::{HandshakeError, Limits, Negotiated, Parsed, Role, Upgrade, WebSocket};
 
 use super::session::{Session, Stream};
-use super::{admitted, decide, places, proxy, refused, route, serve_http, stopped};
+use super::{admitted, decide, places, proxy, refused, route, serve_http};
 use super::{Places, Route, State, X_WSX_NODE};
 
 /// Room for a typical upgrade request (a browser's is about 500 bytes); grows when needed.
@@ -72,7 +72,6 @@ async fn open<S: Stream>(
 ) -> Option<Session<S>> {
     let mut buf = BytesMut::with_capacity(HEAD_BUFFER);
     let next = {
-        let mut shutdown = state.shutdown.clone();
         let limits = state.config.limits_ref();
         let timeout = state.args.handshake_timeout;
         tokio::select! {
@@ -90,7 +89,7 @@ async fn open<S: Stream>(
                     }
                 }
             }
-            () = stopped(&mut shutdown) => Next::Nothing,
+            () = state.shutdown.stopped() => Next::Nothing,
         }
     };
     match next {

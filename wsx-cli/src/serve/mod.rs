@@ -8,6 +8,7 @@ mod metrics;
 mod proxy;
 mod rooms;
 mod session;
+mod stop;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,7 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 use wsx::{Accept, Config, HandshakeError, Limits, Upgrade};
 
@@ -34,6 +35,7 @@ use self::metrics::{BrokerStats, Metrics, Refusal};
 pub(crate) use self::proxy::Network;
 use self::rooms::{Membership, Rooms};
 use self::session::Session;
+use self::stop::Stop;
 use crate::args::ServeArgs;
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
@@ -55,7 +57,7 @@ struct State {
     per_client: Mutex<HashMap<IpAddr, usize>>,
     /// This node's name (X-Wsx-Node, /healthz).
     node: HeaderValue,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Stop,
 }
 
 /// One client's place under --max-per-client; given back when dropped.
@@ -136,7 +138,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (!args.no_deflate)
                 .then(|| wsx::DeflateConfig::default().no_context_takeover(!args.deflate_takeover)),
         );
-    let (stop, shutdown) = watch::channel(false);
     let state = Arc::new(State {
         config,
         metrics: Metrics::default(),
@@ -144,7 +145,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         connections: Arc::new(Semaphore::new(args.max_connections)),
         per_client: Mutex::default(),
         node,
-        shutdown,
+        shutdown: Stop::default(),
         args,
     });
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
@@ -185,7 +186,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(listener);
     info!("shutting down: closing every connection with 1001 (going away)");
-    let _ = stop.send(true);
+    state.shutdown.stop();
     drop(alive);
     let grace = state.args.shutdown_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
@@ -233,18 +234,12 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Resolves once the server is stopping (the watch guard is not held across awaits).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 /// Serves HTTP/1.1 on one connection until it ends, is upgraded, or the server stops (what is
 /// not a WebSocket upgrade coming first on its connection).
 async fn serve_http<S>(io: S, peer: SocketAddr, state: Arc<State>, alive: mpsc::Sender<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut shutdown = state.shutdown.clone();
     let service = {
         let (state, alive) = (state.clone(), alive.clone());
         service_fn(move |request| handle(request, peer, state.clone(), alive.clone()))
@@ -265,7 +260,7 @@ where
                 debug!(%peer, "HTTP connection ended: {e}");
             }
         }
-        () = stopped(&mut shutdown) => {
+        () = state.shutdown.stopped() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
         }
@@ -360,7 +355,7 @@ fn broker_stats(state: &State) -> Option<BrokerStats> {
 /// `/healthz`: 200 when serving (`degraded` while Redis is unreachable: echo and open
 /// connections still work), 503 while shutting down; a JSON object naming the node.
 fn health(state: &State) -> Response<Bytes> {
-    let stopping = *state.shutdown.borrow();
+    let stopping = state.shutdown.is_stopping();
     let (broker, broker_up) = match state.rooms.broker() {
         None => ("memory", true),
         Some(b) => ("redis", b.is_up()),
@@ -419,7 +414,7 @@ type Places = (OwnedSemaphorePermit, Option<ClientSlot>);
 /// The places for one more WebSocket from `client`, or the refusal to send (503 while stopping
 /// or full, 429 over --max-per-client).
 fn places(state: &Arc<State>, client: IpAddr) -> Result<Places, Box<Response<Bytes>>> {
-    if *state.shutdown.borrow() {
+    if state.shutdown.is_stopping() {
         state.metrics.refused(Refusal::ShuttingDown);
         let reason = "shutting down\n";
         return Err(Box::new(text(

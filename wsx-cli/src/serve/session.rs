@@ -10,7 +10,7 @@ use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
 
 use super::rooms::Membership;
-use super::{stopped, Places, State};
+use super::{Places, State};
 
 type Ws<S> = WebSocket<S>;
 
@@ -86,14 +86,13 @@ async fn close<S: Stream>(ws: &mut Ws<S>, code: CloseCode, reason: &str) -> Opti
 }
 
 async fn echo<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
-    let mut shutdown = state.shutdown.clone();
     // One future for the whole session: made anew per message, it would register with the
-    // watch channel (a lock) and unregister for every message.
-    let stop = stopped(&mut shutdown);
+    // notifier (a shared lock) and unregister for every message.
+    let stop = state.shutdown.stopped();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            // In order (no random draw per message): stop first, it costs one check.
+            // In order (no random draw per message): stop first, it costs one atomic load.
             biased;
             () = &mut stop => {
                 return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
@@ -119,8 +118,7 @@ async fn chat<S: Stream>(
     member: &mut Membership,
     state: &State,
 ) -> Option<CloseCode> {
-    let mut shutdown = state.shutdown.clone();
-    let stop = stopped(&mut shutdown);
+    let stop = state.shutdown.stopped();
     tokio::pin!(stop);
     loop {
         tokio::select! {

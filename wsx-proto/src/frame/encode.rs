@@ -5,14 +5,21 @@
 //! unmasked payload is queued as its own shared [`Bytes`] chunk, without a copy.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::mask::apply_mask;
 use super::{FrameHeader, OpCode};
 
 /// Payloads at least this long are queued without copying when no mask applies.
 const ZERO_COPY_MIN: usize = 8 * 1024;
+
+/// A coalescing buffer no larger than this is kept, emptied, once everything in it has been
+/// written through [`Outgoing::advance`]: a connection exchanging small messages allocates
+/// nothing per message. A larger one is let go, so a connection that once sent a burst does not
+/// hold its buffer while idle.
+const KEEP_MAX: usize = 512;
 
 /// Encoded frames waiting to be written, in order.
 #[derive(Debug, Default)]
@@ -21,7 +28,9 @@ pub(crate) struct Outgoing {
     ready: VecDeque<Bytes>,
     /// Small frames being coalesced; always after everything in `ready`.
     pending: BytesMut,
-    /// Bytes in `ready` and `pending` together.
+    /// How much of the front of `pending` has been written already.
+    written: usize,
+    /// Bytes not yet written or taken, in `ready` and `pending` together.
     len: usize,
 }
 
@@ -36,11 +45,16 @@ impl Outgoing {
         payload: Bytes,
     ) {
         let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
-        self.len += header.encoded_len() + payload.len();
+        let header_len = header.encoded_len();
+        self.len += header_len + payload.len();
+        let zero_copy = mask.is_none() && payload.len() >= ZERO_COPY_MIN;
+        // One reservation for the header and the copied payload: no growth in between.
+        self.pending.reserve(header_len + if zero_copy { 0 } else { payload.len() });
         header.encode(&mut self.pending);
         match mask {
-            None if payload.len() >= ZERO_COPY_MIN => {
-                self.ready.push_back(self.pending.split().freeze());
+            None if zero_copy => {
+                let head = self.take_pending();
+                self.ready.push_back(head);
                 self.ready.push_back(payload);
             }
             None => self.pending.extend_from_slice(&payload),
@@ -52,17 +66,63 @@ impl Outgoing {
         }
     }
 
-    /// The next chunk of bytes to write, oldest first.
+    /// The next chunk of bytes to write, oldest first, taken out of the queue.
     pub(crate) fn next(&mut self) -> Option<Bytes> {
         let chunk = match self.ready.pop_front() {
             Some(chunk) => chunk,
-            None if self.pending.is_empty() => return None,
-            // `take`, not `split`: no spare capacity stays behind to pin the written bytes'
-            // allocation while the connection is idle.
-            None => std::mem::take(&mut self.pending).freeze(),
+            None if self.pending.len() == self.written => return None,
+            None => self.take_pending(),
         };
         self.len -= chunk.len();
         Some(chunk)
+    }
+
+    /// The unwritten part of `pending`, as a chunk of its own; `pending` starts anew.
+    fn take_pending(&mut self) -> Bytes {
+        let mut chunk = std::mem::take(&mut self.pending).freeze();
+        chunk.advance(std::mem::take(&mut self.written));
+        chunk
+    }
+
+    /// Fills `dst` with the bytes to write next, oldest first, without taking them out of the
+    /// queue; returns how many slices it filled. [`advance`](Self::advance) says how many bytes
+    /// were written.
+    pub(crate) fn chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let unwritten = &self.pending[self.written..];
+        let pending = (!unwritten.is_empty()).then_some(unwritten);
+        let chunks = self.ready.iter().map(|b| &b[..]).chain(pending);
+        let mut filled = 0;
+        for (slot, chunk) in dst.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            filled += 1;
+        }
+        filled
+    }
+
+    /// Drops the first `n` bytes of the queue, which have been written.
+    ///
+    /// # Panics
+    /// If fewer than `n` bytes are queued.
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advanced past the queued bytes: {n} > {}", self.len);
+        self.len -= n;
+        while let Some(front) = self.ready.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.ready.pop_front();
+        }
+        self.written += n;
+        if self.written == self.pending.len() {
+            self.written = 0;
+            if self.pending.capacity() <= KEEP_MAX {
+                self.pending.clear();
+            } else {
+                self.pending = BytesMut::new();
+            }
+        }
     }
 
     /// Bytes waiting to be written.
@@ -122,5 +182,81 @@ mod tests {
         assert_eq!(second.as_ptr(), big.as_ptr(), "the big payload is not copied");
         assert_eq!(&out.next().unwrap()[..], [0x82, 0x01, b'y']);
         assert!(out.next().is_none());
+    }
+
+    /// Writes the queue through `chunks`/`advance`, `step` bytes at most per write.
+    fn write_all(out: &mut Outgoing, step: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        while out.len() > 0 {
+            let mut slices = [IoSlice::new(&[]); 4];
+            let filled = out.chunks(&mut slices);
+            assert!(filled > 0);
+            let mut n = 0;
+            for slice in &slices[..filled] {
+                let take = slice.len().min(step - n);
+                wire.extend_from_slice(&slice[..take]);
+                n += take;
+                if n == step {
+                    break;
+                }
+            }
+            out.advance(n);
+        }
+        assert_eq!(out.chunks(&mut [IoSlice::new(&[])]), 0);
+        wire
+    }
+
+    #[test]
+    fn partial_writes_across_chunks_keep_order() {
+        let big = Bytes::from(vec![7u8; ZERO_COPY_MIN]);
+        let mut expected = Outgoing::default();
+        let mut out = Outgoing::default();
+        for q in [&mut expected, &mut out] {
+            q.push(true, false, OpCode::Text, None, "ab".into());
+            q.push(true, false, OpCode::Binary, None, big.clone());
+            q.push(true, false, OpCode::Text, Some([1, 2, 3, 4]), "cd".into());
+        }
+        let expected = drain(&mut expected);
+        for step in [1, 3, 4, 5, 1000, 100_000] {
+            let mut out = Outgoing::default();
+            out.push(true, false, OpCode::Text, None, "ab".into());
+            out.push(true, false, OpCode::Binary, None, big.clone());
+            out.push(true, false, OpCode::Text, Some([1, 2, 3, 4]), "cd".into());
+            assert_eq!(write_all(&mut out, step), expected, "{step} bytes per write");
+        }
+        // Written in part, then taken: `next` gives only what is left.
+        out.advance(1);
+        let mut rest = Vec::new();
+        while let Some(chunk) = out.next() {
+            rest.extend_from_slice(&chunk);
+        }
+        assert_eq!(rest, expected[1..]);
+        // A frame queued while the buffer is half written goes after it.
+        out.push(true, false, OpCode::Text, None, "xyz".into());
+        out.advance(2);
+        out.push(true, false, OpCode::Text, None, "w".into());
+        assert_eq!(write_all(&mut out, 2), [b'x', b'y', b'z', 0x81, 0x01, b'w']);
+    }
+
+    #[test]
+    fn a_small_buffer_is_reused_a_large_one_let_go() {
+        let mut out = Outgoing::default();
+        out.push(true, false, OpCode::Text, None, "hello".into());
+        let buffer = out.pending.as_ptr();
+        write_all(&mut out, usize::MAX);
+        out.push(true, false, OpCode::Text, None, "again".into());
+        assert_eq!(out.pending.as_ptr(), buffer, "the written buffer is reused");
+        write_all(&mut out, usize::MAX);
+        out.push(true, false, OpCode::Binary, None, Bytes::from(vec![0u8; KEEP_MAX + 1]));
+        write_all(&mut out, usize::MAX);
+        assert_eq!(out.pending.capacity(), 0, "a buffer over KEEP_MAX is freed once written");
+    }
+
+    #[test]
+    #[should_panic(expected = "advanced past the queued bytes")]
+    fn advancing_past_the_queue_is_a_bug() {
+        let mut out = Outgoing::default();
+        out.push(true, false, OpCode::Text, None, "hi".into());
+        out.advance(5);
     }
 }
