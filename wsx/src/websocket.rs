@@ -284,13 +284,16 @@ where
     /// core's queue.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.pending_transmit() > 0 {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let filled = self.conn.transmit_slices(&mut slices);
             let io = Pin::new(&mut self.io);
-            let n = if filled > 1 && io.is_write_vectored() {
-                ready!(io.poll_write_vectored(cx, &slices[..filled]))?
+            // Mostly one chunk (small frames coalesce): no array of slices to fill.
+            let mut first = [IoSlice::new(&[])];
+            self.conn.transmit_slices(&mut first);
+            let n = if first[0].len() == self.conn.pending_transmit() || !io.is_write_vectored() {
+                ready!(io.poll_write(cx, &first[0]))?
             } else {
-                ready!(io.poll_write(cx, &slices[0]))?
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let filled = self.conn.transmit_slices(&mut slices);
+                ready!(io.poll_write_vectored(cx, &slices[..filled]))?
             };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));

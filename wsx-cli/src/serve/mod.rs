@@ -369,7 +369,7 @@ fn health(state: &State) -> Response<Bytes> {
     let body = format!(
         "{{\"status\":\"{status}\",\"node\":\"{node}\",\"broker\":\"{broker}\",\
          \"broker_up\":{broker_up},\"connections\":{open},\"rooms\":{rooms}}}\n",
-        open = state.metrics.open.load(std::sync::atomic::Ordering::Relaxed).max(0),
+        open = state.metrics.open(),
         rooms = state.rooms.count(),
     );
     let mut response = text(code, "application/json", body);
@@ -478,7 +478,7 @@ fn refused(state: &State, client: IpAddr, error: &HandshakeError) -> Response<By
 /// handshake is complete, a member receives every message sent to the room (with Redis: once
 /// this node is subscribed).
 async fn admitted(state: &State, room: Option<String>) -> Option<Membership> {
-    state.metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.accepted();
     let mut member = state.rooms.join(&room?);
     member.ready().await;
     Some(member)

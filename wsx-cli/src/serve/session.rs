@@ -35,7 +35,7 @@ impl<S: Stream> Session<S> {
     /// lives as long as the connection.)
     pub(super) async fn run(&mut self, state: &State) {
         let started = Instant::now();
-        state.metrics.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.opened();
         let ws = &mut self.ws;
         let code = match &mut self.member {
             None => echo(ws, state).await,
@@ -43,7 +43,7 @@ impl<S: Stream> Session<S> {
             // made as large as a chat session's.
             Some(member) => Box::pin(chat(ws, member, state)).await,
         };
-        state.metrics.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.closed();
         info!(
             client = %self.client,
             path = self.path,
