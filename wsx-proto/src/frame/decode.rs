@@ -2,8 +2,9 @@
 //! (masking direction, RSV1 only with an extension, the frame-size limit).
 //!
 //! Data frames are handed on in pieces as their payload arrives, already unmasked, so text can be
-//! validated and a message limit enforced before the whole frame is buffered. Control frames
-//! (at most 125 bytes) are handed on whole.
+//! validated (invalid UTF-8 fails before the frame ends) and fragments assembled as they come.
+//! Handed on whole: control frames (at most 125 bytes), and a binary message in one uncompressed
+//! frame, which then reaches the application without a copy.
 
 use bytes::{Bytes, BytesMut};
 
@@ -72,6 +73,16 @@ impl FrameDecoder {
             unreachable!("the header state returned or moved to Payload above")
         };
         let remaining = header.payload_len - *done;
+        // A binary message in one uncompressed frame (the usual case) is handed on whole, once
+        // it is all here, so it is never copied into a message buffer. Its size is within the
+        // message limit already (`frame_size` is the smaller of the two limits).
+        if header.opcode == OpCode::Binary
+            && header.fin
+            && !header.rsv1
+            && (src.len() as u64) < remaining
+        {
+            return Ok(None);
+        }
         // `remaining` is bounded by the frame limit, a usize, when the source is shorter.
         let take = usize::try_from(remaining).map_or(src.len(), |r| r.min(src.len()));
         if take == 0 {
@@ -153,6 +164,29 @@ mod tests {
             }
         }
         assert_eq!(text, b"Hello");
+    }
+
+    #[test]
+    fn a_one_frame_binary_message_is_handed_on_whole() {
+        let mut frame = vec![0x82, 0x85, 1, 2, 3, 4];
+        frame.extend(b"bytes".iter().zip([1, 2, 3, 4].iter().cycle()).map(|(b, k)| b ^ k));
+        let mut d = FrameDecoder::new(Role::Server, false, 1000);
+        let mut src = BytesMut::new();
+        for (i, &b) in frame.iter().enumerate() {
+            src.extend_from_slice(&[b]);
+            let piece = d.decode(&mut src).unwrap();
+            if i + 1 < frame.len() {
+                assert_eq!(piece, None, "nothing before the frame is all here ({i})");
+                continue;
+            }
+            let piece = piece.unwrap();
+            assert!(piece.first && piece.last);
+            assert_eq!(&piece.payload[..], b"bytes");
+        }
+        // A fragment (FIN clear) is still handed on as it arrives.
+        let mut d = FrameDecoder::new(Role::Client, false, 1000);
+        let mut src = BytesMut::from(&[0x02, 0x05, b'a', b'b'][..]);
+        assert_eq!(&d.decode(&mut src).unwrap().unwrap().payload[..], b"ab");
     }
 
     #[test]
