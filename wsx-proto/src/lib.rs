@@ -60,7 +60,7 @@ pub use crate::error::{HandshakeError, ProtocolError, UsageError};
 pub use crate::frame::mask::apply_mask;
 pub use crate::frame::{FrameHeader, OpCode};
 pub use crate::handshake::{
-    accept_key, parse_request, parse_response, write_request, write_response,
+    accept_key, parse_request, parse_request_shared, parse_response, write_request, write_response,
     write_response_with_body, Accept, Accepted, ClientHandshake, ClientRequest, Extension, Key,
     Negotiated, Parsed, Upgrade,
 };

@@ -56,7 +56,8 @@ pub use crate::proxy::Proxy;
 pub use crate::split::{ReadHalf, WriteHalf};
 pub use crate::websocket::WebSocket;
 pub use wsx_proto::{
-    parse_request, write_request, write_response, write_response_with_body, Accept, CloseCode,
-    CloseFrame, CloseState, DeflateConfig, DeflateParams, HandshakeError, Limits, Message,
-    Negotiated, OpCode, Parsed, ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
+    parse_request, parse_request_shared, write_request, write_response, write_response_with_body,
+    Accept, CloseCode, CloseFrame, CloseState, DeflateConfig, DeflateParams, HandshakeError,
+    Limits, Message, Negotiated, OpCode, Parsed, ProtocolError, Role, Upgrade, UsageError,
+    Utf8Bytes,
 };

@@ -70,12 +70,13 @@ async fn open<S: Stream>(
     state: &Arc<State>,
     alive: &mpsc::Sender<()>,
 ) -> Option<Session<S>> {
-    let mut buf = BytesMut::with_capacity(HEAD_BUFFER);
+    // What was read, the head and whatever came after it.
+    let mut read = Bytes::new();
     let next = {
         let limits = state.config.limits_ref();
         let timeout = state.args.handshake_timeout;
         tokio::select! {
-            head = tokio::time::timeout(timeout, read_head(&mut io, &mut buf, limits)) => {
+            head = tokio::time::timeout(timeout, read_head(&mut io, &mut read, limits)) => {
                 match head {
                     Ok(Ok(Some(head))) => answer(&head, peer, state),
                     Ok(Ok(None)) => Next::Hyper,
@@ -95,7 +96,7 @@ async fn open<S: Stream>(
     match next {
         Next::Nothing => None,
         Next::Hyper => {
-            let io = Rewind { read: buf.freeze(), io };
+            let io = Rewind { read, io };
             // Boxed: the future of a WebSocket connection is not made as large as hyper's.
             Box::pin(serve_http(io, peer, state.clone(), alive.clone())).await;
             None
@@ -113,29 +114,34 @@ async fn open<S: Stream>(
                 return None;
             }
             let config = state.config.clone();
-            let read = &buf[head_len..];
+            let read = &read[head_len..];
             let ws = WebSocket::from_partially_read(io, Role::Server, negotiated, config, read);
             Some(Session { ws, client, path, member, _places: places })
         }
     }
 }
 
-/// Reads until `buf` holds a complete request head: `None` when it is not one wsx-proto
+/// Reads until `read` holds a complete request head: `None` when it is not one wsx-proto
 /// accepts (malformed, too large); an error when the client left first.
 async fn read_head<S: Stream>(
     io: &mut S,
-    buf: &mut BytesMut,
+    read: &mut Bytes,
     limits: &Limits,
 ) -> io::Result<Option<Parsed<Request<()>>>> {
+    let mut buf = BytesMut::with_capacity(HEAD_BUFFER);
     loop {
-        if io.read_buf(buf).await? == 0 {
+        if io.read_buf(&mut buf).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        match wsx::parse_request(buf, limits) {
+        // Frozen to be parsed: the request's target and header values share these bytes.
+        *read = std::mem::take(&mut buf).freeze();
+        match wsx::parse_request_shared(read, limits) {
             Ok(Some(head)) => return Ok(Some(head)),
             Ok(None) => {}
             Err(_) => return Ok(None),
         }
+        // Incomplete: nothing refers to the bytes, so they become the buffer again, uncopied.
+        buf = std::mem::take(read).try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
     }
 }
 

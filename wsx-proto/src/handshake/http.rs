@@ -4,7 +4,7 @@
 //! complete. [`Parsed::len`] says where the head ends, so bytes that followed it in the same
 //! read (the first frames) are not lost. Heads are bounded by [`Limits`].
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::config::Limits;
@@ -35,6 +35,34 @@ pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<Parsed<Request<()>>>, HandshakeError> {
+    parse_request_with(buf, limits, Bytes::copy_from_slice)
+}
+
+/// Like [`parse_request`], but the request's target and header values share `buf`'s memory
+/// instead of being copied: no allocation per header. For a server that reads the head into
+/// a buffer it can freeze.
+///
+/// ```
+/// use bytes::Bytes;
+/// use wsx_proto::{parse_request_shared, Limits};
+/// let wire = Bytes::from_static(b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n");
+/// let parsed = parse_request_shared(&wire, &Limits::default()).unwrap().unwrap();
+/// assert_eq!(parsed.value.headers()["host"], "example.com");
+/// assert_eq!(parsed.len, wire.len());
+/// ```
+pub fn parse_request_shared(
+    buf: &Bytes,
+    limits: &Limits,
+) -> Result<Option<Parsed<Request<()>>>, HandshakeError> {
+    parse_request_with(buf, limits, |part| buf.slice_ref(part))
+}
+
+/// `share` makes the `Bytes` of a part of `buf`: a copy, or a slice of the same memory.
+fn parse_request_with(
+    buf: &[u8],
+    limits: &Limits,
+    share: impl Fn(&[u8]) -> Bytes,
+) -> Result<Option<Parsed<Request<()>>>, HandshakeError> {
     let (mut stack, mut heap) = ([httparse::EMPTY_HEADER; STACK_HEADERS], Vec::new());
     let mut req = httparse::Request::new(header_slots(limits, &mut stack, &mut heap));
     let len = match req.parse(buf) {
@@ -53,14 +81,15 @@ pub fn parse_request(
     let method = req.method.unwrap_or_default();
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad("invalid method".into()))?;
     let target = req.path.unwrap_or_default();
-    let uri: Uri = target.parse().map_err(|_| bad(format!("invalid request target {target:?}")))?;
+    let uri = Uri::from_maybe_shared(share(target.as_bytes()))
+        .map_err(|_| bad(format!("invalid request target {target:?}")))?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version(req.version).map_err(bad)?;
     *request.headers_mut() = http::HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
-        let (name, value) = header(h).map_err(bad)?;
+        let (name, value) = header(h, &share).map_err(bad)?;
         request.headers_mut().append(name, value);
     }
     Ok(Some(Parsed { value: request, len }))
@@ -99,7 +128,7 @@ pub fn parse_response(
     *response.version_mut() = version(res.version).map_err(bad)?;
     *response.headers_mut() = http::HeaderMap::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        let (name, value) = header(h).map_err(bad)?;
+        let (name, value) = header(h, Bytes::copy_from_slice).map_err(bad)?;
         response.headers_mut().append(name, value);
     }
     Ok(Some(Parsed { value: response, len }))
@@ -131,10 +160,13 @@ fn version(minor: Option<u8>) -> Result<Version, String> {
     }
 }
 
-fn header(h: &httparse::Header<'_>) -> Result<(HeaderName, HeaderValue), String> {
+fn header(
+    h: &httparse::Header<'_>,
+    share: impl Fn(&[u8]) -> Bytes,
+) -> Result<(HeaderName, HeaderValue), String> {
     let name = HeaderName::from_bytes(h.name.as_bytes())
         .map_err(|_| format!("invalid header name {:?}", h.name))?;
-    let value = HeaderValue::from_bytes(h.value)
+    let value = HeaderValue::from_maybe_shared(share(h.value))
         .map_err(|_| format!("invalid value in header {}", h.name))?;
     Ok((name, value))
 }
@@ -233,6 +265,34 @@ fn write_name(name: &str, dst: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_parse_equals_a_copying_one_without_copies() {
+        let wire = Bytes::from_static(
+            b"GET /chat?room=1 HTTP/1.1\r\nHost: h\r\nX-One: a\r\nX-One: b\r\n\r\nrest",
+        );
+        let copied = parse_request(&wire, &Limits::default()).unwrap().unwrap();
+        let shared = parse_request_shared(&wire, &Limits::default()).unwrap().unwrap();
+        assert_eq!(shared.len, copied.len);
+        assert_eq!(&wire[shared.len..], b"rest");
+        assert_eq!(shared.value.uri(), copied.value.uri());
+        assert_eq!(shared.value.headers(), copied.value.headers());
+        let within = |p: *const u8| wire.as_ptr_range().contains(&p);
+        for value in shared.value.headers().values() {
+            assert!(within(value.as_bytes().as_ptr()), "{value:?} was copied");
+        }
+        for value in copied.value.headers().values() {
+            assert!(!within(value.as_bytes().as_ptr()));
+        }
+        // Incomplete and malformed heads answer the same.
+        let cut = wire.slice(..20);
+        assert!(parse_request_shared(&cut, &Limits::default()).unwrap().is_none());
+        let bad = Bytes::from_static(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n");
+        assert_eq!(
+            parse_request_shared(&bad, &Limits::default()).unwrap_err().to_string(),
+            parse_request(&bad, &Limits::default()).unwrap_err().to_string()
+        );
+    }
 
     #[test]
     fn head_limits_give_431() {

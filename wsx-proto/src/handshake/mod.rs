@@ -7,7 +7,8 @@ mod server;
 
 pub use self::client::{Accepted, ClientHandshake, ClientRequest};
 pub use self::http::{
-    parse_request, parse_response, write_request, write_response, write_response_with_body, Parsed,
+    parse_request, parse_request_shared, parse_response, write_request, write_response,
+    write_response_with_body, Parsed,
 };
 pub use self::server::{Accept, Upgrade};
 
@@ -69,10 +70,15 @@ impl std::fmt::Debug for Key {
 /// assert_eq!(wsx_proto::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// ```
 pub fn accept_key(key: &[u8]) -> String {
+    BASE64.encode(accept_digest(key))
+}
+
+/// The SHA-1 digest behind [`accept_key`], before base64.
+pub(crate) fn accept_digest(key: &[u8]) -> [u8; 20] {
     let mut sha1 = sha1_smol::Sha1::new();
     sha1.update(key);
     sha1.update(GUID.as_bytes());
-    BASE64.encode(sha1.digest().bytes())
+    sha1.digest().bytes()
 }
 
 /// What the opening handshake agreed on; needed to create a [`Connection`](crate::Connection).

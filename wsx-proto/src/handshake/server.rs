@@ -4,9 +4,10 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::header::{self, HeaderName};
+use http::uri::Authority;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 
-use super::{accept_key, has_token, header_tokens, is_token, Extension, Negotiated};
+use super::{accept_digest, has_token, header_tokens, is_token, Extension, Negotiated};
 use crate::error::{HandshakeError, UsageError};
 
 /// A request that passed every check of RFC 6455 §4.2.1; only [`Upgrade::from_request`] makes
@@ -30,8 +31,9 @@ use crate::error::{HandshakeError, UsageError};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Upgrade {
-    accept: String,
-    host: String,
+    /// The Sec-WebSocket-Accept value (28 characters of base64).
+    accept: [u8; 28],
+    host: Authority,
     origin: Option<String>,
     subprotocols: Vec<String>,
     extensions: Vec<Extension>,
@@ -55,14 +57,15 @@ impl Upgrade {
         let host = host
             .to_str()
             .ok()
-            .filter(|h| h.parse::<http::uri::Authority>().is_ok_and(|a| a.as_str() == *h))
-            .ok_or_else(|| invalid("Host", "not a valid host[:port]"))?
-            .to_string();
-        match headers.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect::<Vec<_>>()[..] {
-            [] => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
-            [v] if v == "13" => {}
-            ref values => {
-                let joined = values
+            .and_then(|h| h.parse::<Authority>().ok().filter(|a| a.as_str() == h))
+            .ok_or_else(|| invalid("Host", "not a valid host[:port]"))?;
+        let versions = headers.get_all(header::SEC_WEBSOCKET_VERSION);
+        let mut each = versions.iter();
+        match (each.next(), each.next()) {
+            (None, _) => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
+            (Some(v), None) if v == "13" => {}
+            _ => {
+                let joined = versions
                     .iter()
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                     .collect::<Vec<_>>()
@@ -77,13 +80,18 @@ impl Upgrade {
             return Err(invalid("Connection", "must contain the token 'Upgrade'"));
         }
         let key = one(headers, &header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key")?;
-        if key.len() != 24 || BASE64.decode(key.as_bytes()).map_or(true, |k| k.len() != 16) {
+        // 24 characters of base64 decode to at most 18 bytes.
+        let decoded = BASE64.decode_slice(key.as_bytes(), &mut [0; 18]);
+        if key.len() != 24 || !matches!(decoded, Ok(16)) {
             return Err(invalid("Sec-WebSocket-Key", "must be 16 bytes in base64"));
         }
-        let origin = match headers.get_all(header::ORIGIN).iter().collect::<Vec<_>>()[..] {
-            [] => None,
-            [v] => Some(v.to_str().map_err(|_| invalid("Origin", "not ASCII"))?.to_string()),
-            _ => return Err(HandshakeError::DuplicateHeader("Origin")),
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (None, _) => None,
+            (Some(v), None) => {
+                Some(v.to_str().map_err(|_| invalid("Origin", "not ASCII"))?.to_string())
+            }
+            (Some(_), Some(_)) => return Err(HandshakeError::DuplicateHeader("Origin")),
         };
         let mut subprotocols = Vec::new();
         for token in header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL) {
@@ -107,12 +115,15 @@ impl Upgrade {
                     .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,
             );
         }
-        Ok(Self { accept: accept_key(key.as_bytes()), host, origin, subprotocols, extensions })
+        let mut accept = [0; 28];
+        let digest = accept_digest(key.as_bytes());
+        BASE64.encode_slice(digest, &mut accept).expect("20 bytes are 28 characters of base64");
+        Ok(Self { accept, host, origin, subprotocols, extensions })
     }
 
     /// The `Host` header.
     pub fn host(&self) -> &str {
-        &self.host
+        self.host.as_str()
     }
 
     /// The `Origin` header, if sent (browsers always send it).
@@ -171,11 +182,14 @@ impl Upgrade {
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
+        // Sized once: the application's headers and at most five of ours.
+        *headers = HeaderMap::with_capacity(accept.headers.len() + 5);
         headers.extend(accept.headers);
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         let value = |s: &str| HeaderValue::from_str(s).expect("base64 and tokens are valid values");
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value(&self.accept));
+        let accept_value = HeaderValue::from_bytes(&self.accept).expect("base64 is a valid value");
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value);
         if let Some(p) = &accept.subprotocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value(p));
         }
