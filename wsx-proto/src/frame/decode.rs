@@ -4,7 +4,7 @@
 //! Data frames are handed on in pieces as their payload arrives, already unmasked, so text can be
 //! validated (invalid UTF-8 fails before the frame ends) and fragments assembled as they come.
 //! Handed on whole: control frames (at most 125 bytes), and a binary message in one uncompressed
-//! frame, which then reaches the application without a copy.
+//! frame of up to 1 MiB, which then reaches the application without a copy.
 
 use bytes::{Bytes, BytesMut};
 
@@ -12,6 +12,12 @@ use super::mask::apply_mask_at;
 use super::{FrameHeader, OpCode};
 use crate::error::ProtocolError;
 use crate::Role;
+
+/// The largest one-frame binary message handed on whole. Larger ones come in pieces, as they
+/// arrive, and are assembled in a buffer of their own size: buffered whole with their header,
+/// their receive buffer would outgrow them (doubling), and a buffer that large is mapped anew
+/// (and page-faulted in) for every message instead of reused.
+const WHOLE_MAX: u64 = 1 << 20;
 
 /// A piece of one frame's payload, unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,12 +79,13 @@ impl FrameDecoder {
             unreachable!("the header state returned or moved to Payload above")
         };
         let remaining = header.payload_len - *done;
-        // A binary message in one uncompressed frame (the usual case) is handed on whole, once
-        // it is all here, so it is never copied into a message buffer. Its size is within the
-        // message limit already (`frame_size` is the smaller of the two limits).
+        // A binary message in one uncompressed frame (the usual case) up to WHOLE_MAX is handed
+        // on whole, once it is all here, so it is never copied into a message buffer. Its size
+        // is within the message limit already (`frame_size` is the smaller of the two limits).
         if header.opcode == OpCode::Binary
             && header.fin
             && !header.rsv1
+            && header.payload_len <= WHOLE_MAX
             && (src.len() as u64) < remaining
         {
             return Ok(None);
@@ -183,6 +190,14 @@ mod tests {
             assert!(piece.first && piece.last);
             assert_eq!(&piece.payload[..], b"bytes");
         }
+        // One larger than WHOLE_MAX comes in pieces, as it arrives.
+        let mut d = FrameDecoder::new(Role::Client, false, 2 << 20);
+        let len = (WHOLE_MAX + 1).to_be_bytes();
+        let mut src = BytesMut::from(&[0x82, 0x7f][..]);
+        src.extend_from_slice(&len);
+        src.extend_from_slice(b"part");
+        let piece = d.decode(&mut src).unwrap().unwrap();
+        assert!(piece.first && !piece.last && &piece.payload[..] == b"part");
         // A fragment (FIN clear) is still handed on as it arrives.
         let mut d = FrameDecoder::new(Role::Client, false, 1000);
         let mut src = BytesMut::from(&[0x02, 0x05, b'a', b'b'][..]);
