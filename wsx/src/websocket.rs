@@ -5,6 +5,7 @@
 //! the core queued (pongs, close echoes, sent messages: many frames in one vectored write); close
 //! TCP when the core says it is this side's turn; read more bytes.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -23,8 +24,15 @@ use wsx_proto::{
 use crate::config::Config;
 use crate::error::{Error, Timeout};
 
-/// Bytes read per `poll_read`. The buffer lives on the stack: an idle connection holds none.
+/// Bytes read per `poll_read`.
 const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Where reads land before the core takes them: one buffer per thread, so an idle connection
+    /// holds none, and not on the stack, where 64 KiB cost a probe of each of its pages on every
+    /// poll. Zeroed once, when the thread first reads.
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 /// At most this many chunks go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -280,6 +288,27 @@ where
         self.conn.pending_transmit()
     }
 
+    /// Reads once and hands what arrived to the core; `Ok(0)` at the end of the stream.
+    fn poll_read_into_core(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        READ_BUFFER.with(|shared| {
+            let mut own = Vec::new();
+            let mut shared = shared.try_borrow_mut();
+            let buf = match &mut shared {
+                Ok(buf) => &mut buf[..],
+                // Taken: this read runs inside another WebSocket's (a stream tunnelled through
+                // one). Rare enough for a buffer of its own.
+                Err(_) => {
+                    own.resize(READ_CHUNK, 0);
+                    &mut own[..]
+                }
+            };
+            let mut read = ReadBuf::new(buf);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            self.conn.receive(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        })
+    }
+
     /// Writes everything the core has queued, many chunks per vectored write, straight from the
     /// core's queue.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -351,16 +380,9 @@ where
             if let Poll::Ready(e) = self.poll_timers(cx) {
                 return Poll::Ready(e.map(Err));
             }
-            // Uninitialised (safely: ReadBuf tracks what was written), so a poll does not pay
-            // for zeroing 64 KiB it may not use.
-            let mut buf = [const { std::mem::MaybeUninit::<u8>::uninit() }; READ_CHUNK];
-            let mut read = ReadBuf::uninit(&mut buf);
-            match Pin::new(&mut self.io).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) if read.filled().is_empty() => self.conn.receive_eof(),
-                Poll::Ready(Ok(())) => {
-                    self.conn.receive(read.filled());
-                    self.received_something();
-                }
+            match self.poll_read_into_core(cx) {
+                Poll::Ready(Ok(0)) => self.conn.receive_eof(),
+                Poll::Ready(Ok(_)) => self.received_something(),
                 Poll::Ready(Err(e)) => {
                     // A reset connection is a vanished peer: 1006, never a hang.
                     self.finish();
@@ -497,5 +519,35 @@ where
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.get_mut().poll_close_inner(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A read that runs while the thread's read buffer is taken (a WebSocket tunnelled through
+    /// another one reads inside the outer one's read) uses a buffer of its own.
+    #[tokio::test]
+    async fn reads_while_the_thread_buffer_is_taken() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut ws = WebSocket::from_partially_read(
+            client,
+            Role::Client,
+            Negotiated::default(),
+            Config::default(),
+            &[],
+        );
+        server.write_all(&[0x82, 0x03, b'a', b'b', b'c']).await.unwrap();
+        let message = READ_BUFFER.with(|buffer| {
+            let _taken = buffer.borrow_mut();
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match ws.poll_next_inner(&mut cx) {
+                Poll::Ready(Some(Ok(message))) => message,
+                other => panic!("expected the message, got {other:?}"),
+            }
+        });
+        assert_eq!(message, Message::Binary(Bytes::from_static(b"abc")));
     }
 }
