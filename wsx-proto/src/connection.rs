@@ -13,7 +13,8 @@
 //!    [`send_fragment`](Connection::send_fragment) for streamed messages).
 //! 4. **Core → network:** write every chunk of [`next_transmit`](Connection::next_transmit)
 //!    (or write from [`transmit_slices`](Connection::transmit_slices) and report what was
-//!    written with [`advance_transmit`](Connection::advance_transmit)). Once [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
+//!    written with [`advance_transmit`](Connection::advance_transmit)). Once
+//!    [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
 //!
 //! The core reads no clock and does no I/O: timeouts and keepalive pings belong to the I/O layer.
 
