@@ -82,6 +82,11 @@ impl Assembler {
             return Ok(Some(finish(kind, piece.payload)?));
         }
 
+        if piece.first && !self.compressed {
+            // The rest of this frame comes here: room for all of it now (within the message
+            // limit, checked above), instead of growing by doubling and copying on the way.
+            self.buf.reserve(header.payload_len as usize);
+        }
         let start = self.buf.len();
         match (&mut self.inflater, self.compressed) {
             (Some(inflater), true) => {
