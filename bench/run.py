@@ -136,8 +136,10 @@ def main():
     started = time.time()
     for run in range(opts.runs):
         for scenario, args in scenarios.items():
-            # interleaved: every server once per scenario per run
-            for name in SERVERS:
+            # interleaved: every server once per scenario per run, starting one further along
+            # in each run, so that a drift in the machine's speed favours no one position
+            names = list(SERVERS)
+            for name in names[run % len(names):] + names[:run % len(names)]:
                 proc, port = start(name, scenario[0] in ACCEPT_ON_WORKER)
                 try:
                     r = bench(port, args, opts.seconds)
@@ -152,12 +154,17 @@ def main():
         memory[name] = idle_memory(name, opts.idle)
         print(f"memory  {name:<18} {memory[name] or 0:,.0f} B per idle connection", file=sys.stderr, flush=True)
 
+    def run_ratio(rates, i):
+        """wsx over the best peer within run `i` alone: the spread says how noisy the medians are."""
+        peers = [rates[p][i] for p in PEER_NAMES if rates[p][i]]
+        return f"{rates['wsx'][i] / max(peers):.2f}" if rates["wsx"][i] and peers else "-"
+
     def median(values):
         ok = [v for v in values if v is not None]
         return statistics.median(ok) if ok else None
 
     lines = []
-    header = ["scenario", *SERVERS, "wsx / best peer", "wsx / floor"]
+    header = ["scenario", *SERVERS, "wsx / best peer", "wsx / floor", "wsx / best peer, each run"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for scenario in scenarios:
@@ -168,6 +175,7 @@ def main():
         cells.append(f"{med['wsx'] / best:.2f}" if med["wsx"] and best else "-")
         floor = med["floor (raw TCP)"]
         cells.append(f"{med['wsx'] / floor:.2f}" if med["wsx"] and floor else "-")
+        cells.append(" ".join(run_ratio(results[scenario], i) for i in range(opts.runs)))
         lines.append("| " + " | ".join(cells) + " |")
     if memory:
         peers_mem = [memory[p] for p in PEER_NAMES if memory[p]]
@@ -177,6 +185,7 @@ def main():
         cells.append(f"{memory['wsx'] / best_mem:.2f}" if memory["wsx"] and best_mem else "-")
         floor = memory["floor (raw TCP)"]
         cells.append(f"{memory['wsx'] / floor:.2f}" if memory["wsx"] and floor else "-")
+        cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
@@ -197,8 +206,9 @@ server, medians; took {time.time() - started:.0f} s).
 
 Method: every server echoes on 127.0.0.1 and is driven by the same load generator, `wsx bench`
 (closed loop: each echo triggers the next message; K in flight per connection), started fresh
-for each measurement; servers are run in turn inside each run, so load on the machine affects
-them alike. Rates are messages (or handshakes) per second. Memory (e) is the server's RSS
+for each measurement; servers are run in turn inside each run (each run starting one server
+further along), so load on the machine affects them alike; the last column gives the ratio
+of each run alone, to show how far the medians can be trusted. Rates are messages (or handshakes) per second. Memory (e) is the server's RSS
 growth with N idle connections open, divided by N. Peers: tokio-tungstenite 0.30.0,
 fastwebsockets 0.10.0 (through hyper, as its docs show), tokio-websockets 0.13.3, each with
 its usual echo loop (one send per message) on a default multi-threaded tokio runtime, with
