@@ -4,6 +4,9 @@ and a raw-TCP floor, on loopback, with the same load generator (`wsx bench`), ru
 
 usage: bench/run.py [--runs 3] [--seconds 2] [--idle 10000] [--out BENCHMARKS.md] [--only LETTERS]
 
+It first builds, in release mode, `wsx`, the `measure` example (which holds the idle
+connections of e) and the peer servers under bench/servers.
+
 --only (e.g. `--only d` or `--only ape`) runs just those scenarios and prints their table
 without writing BENCHMARKS.md: for iterating on one number.
 
@@ -119,6 +122,15 @@ def idle_memory(name, n):
         stop(proc)
 
 
+def build():
+    """Builds what the benchmark runs, in release mode (quick when nothing changed)."""
+    for cmd in (["cargo", "build", "--release", "-p", "wsx-cli"],
+                ["cargo", "build", "--release", "-p", "wsx", "--example", "measure"],
+                ["cargo", "build", "--release", "--manifest-path", "bench/servers/Cargo.toml"]):
+        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -131,6 +143,7 @@ def main():
     if unknown:
         raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of abcdpfe")
     partial = set(opts.only) != set("abcdpfe")
+    build()
     scenarios = {s: a for s, a in SCENARIOS.items() if s[0] in opts.only}
     results = {s: {n: [] for n in SERVERS} for s in scenarios}
     started = time.time()
@@ -200,9 +213,10 @@ def main():
     with open(opts.out, "w") as f:
         f.write(f"""# Benchmarks
 
-Latest run of `bench/run.py` ({time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()},
-{os.cpu_count()} cores, {cpu}; {opts.runs} interleaved runs of {opts.seconds:g} s per scenario and
-server, medians; took {time.time() - started:.0f} s).
+Latest run ({time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, {cpu}): \
+`python3 bench/run.py --runs {opts.runs} --seconds {opts.seconds:g} --idle {opts.idle}` (it builds what it
+runs first); {opts.runs} interleaved runs of {opts.seconds:g} s per scenario and server, medians;
+took {time.time() - started:.0f} s after the build.
 
 Method: every server echoes on 127.0.0.1 and is driven by the same load generator, `wsx bench`
 (closed loop: each echo triggers the next message; K in flight per connection), started fresh
