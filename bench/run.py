@@ -213,7 +213,7 @@ def main():
     with open(opts.out, "w") as f:
         f.write(f"""# Benchmarks
 
-Latest run ({time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, {cpu}): \
+Latest run ({time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, {cpu}): \\
 `python3 bench/run.py --runs {opts.runs} --seconds {opts.seconds:g} --idle {opts.idle}` (it builds what it
 runs first); {opts.runs} interleaved runs of {opts.seconds:g} s per scenario and server, medians;
 took {time.time() - started:.0f} s after the build.
