@@ -1,5 +1,9 @@
 //! Configuration: [`Limits`] that keep memory bounded, and [`Config`] for a [`Connection`](crate::Connection).
 
+use std::time::Duration;
+
+use crate::timers::Timeouts;
+
 /// Size limits, with defaults that are safe on the open internet.
 ///
 /// ```
@@ -89,9 +93,41 @@ impl Limits {
 pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) rng_seed: Option<[u8; 32]>,
+    pub(crate) timeouts: Timeouts,
 }
 
 impl Config {
+    /// Send a ping after this long without receiving anything (default: off). A peer that then
+    /// sends nothing for [`keepalive_timeout`](Self::keepalive_timeout) is closed with 1011.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.timeouts.keepalive = interval;
+        self
+    }
+
+    /// How long a keepalive ping may go unanswered (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Close with 1001 after this long without receiving anything (default: off).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeouts.idle = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's Close frame after ours, and (a client) for the server
+    /// to close TCP after the closing handshake (default 5 s); then the connection is dropped.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.close = timeout;
+        self
+    }
+
+    /// The keepalive interval, if keepalive is on.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.timeouts.keepalive
+    }
+
     /// Size limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

@@ -15,10 +15,19 @@
 //!    (or write from [`transmit_slices`](Connection::transmit_slices) and report what was
 //!    written with [`advance_transmit`](Connection::advance_transmit)). Once
 //!    [`should_close_tcp`](Connection::should_close_tcp) is true, close the socket.
+//! 5. **Time → core:** call [`handle_timeout`](Connection::handle_timeout) once when the
+//!    connection starts, then whenever the instant of
+//!    [`poll_timeout`](Connection::poll_timeout) has come (it may already have: bytes arrived
+//!    or a close began, and the timers need the time). Keepalive pings, the idle timeout and
+//!    the close timeout are decided here ([`Config`]), so every I/O layer gets the same policy.
 //!
-//! The core reads no clock and does no I/O: timeouts and keepalive pings belong to the I/O layer.
+//! Backpressure: while [`wants_read`](Connection::wants_read) is false, hand the application
+//! its messages before reading more.
+//!
+//! The core reads no clock and does no I/O: time is passed in.
 
 use std::io::IoSlice;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha12Rng;
@@ -34,11 +43,19 @@ use crate::frame::encode::Outgoing;
 use crate::frame::OpCode;
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use crate::timers::{Due, Timeout, Timers};
 use crate::utf8::Utf8Validator;
 use crate::Role;
 
 /// The largest close reason: 125 bytes of control payload minus the 2-byte code.
 const MAX_CLOSE_REASON: usize = 123;
+
+/// Undecoded bytes the core takes before [`Connection::wants_read`] asks the I/O layer to let
+/// the application read first.
+const RECEIVE_WINDOW: usize = 256 * 1024;
+
+/// The payload of keepalive pings.
+const KEEPALIVE_PING: &[u8] = b"wsx-keepalive";
 
 /// One WebSocket connection, client or server, after the opening handshake.
 ///
@@ -65,8 +82,11 @@ pub struct Connection {
     outgoing: Outgoing,
     /// Masking keys, for a client (boxed: a server, which never masks, does not pay for it).
     rng: Option<Box<ChaCha12Rng>>,
-    /// The end of the TCP stream has been received.
-    eof: bool,
+    /// The end of the TCP stream has been received, and is processed once `incoming` is
+    /// decoded (an input condition, not a close state: bytes before it still count).
+    input_ended: bool,
+    /// Keepalive, idle and close timers, driven by the time the I/O layer passes in.
+    timers: Timers,
     /// A fragmented message being sent: whether it is text, and its UTF-8 state.
     sending: Option<(bool, Utf8Validator)>,
     /// permessage-deflate for what we send, if negotiated (and the window allows it); boxed,
@@ -110,7 +130,8 @@ impl Connection {
             incoming: BytesMut::new(),
             outgoing: Outgoing::default(),
             rng,
-            eof: false,
+            input_ended: false,
+            timers: Timers::new(config.timeouts),
             sending: None,
             deflater,
             deflate_threshold: deflate.map_or(usize::MAX, |p| p.threshold()),
@@ -153,17 +174,80 @@ impl Connection {
 
     /// Hands bytes read from the network to the connection. Bytes after the peer's Close frame,
     /// or after the connection failed, are discarded.
+    ///
+    /// With keepalive or an idle timeout configured, the bytes count as received at the next
+    /// [`handle_timeout`](Self::handle_timeout), which [`poll_timeout`](Self::poll_timeout)
+    /// then asks for at once.
     pub fn receive(&mut self, bytes: &[u8]) {
         if self.close.may_receive() {
             self.incoming.extend_from_slice(bytes);
+            self.timers.received();
         }
+    }
+
+    /// Whether the core takes more bytes now: false while more than a window (256 KiB) of
+    /// received bytes waits to be decoded, i.e. the application has not read its messages
+    /// with [`next_message`](Self::next_message); false once nothing more will be read.
+    pub fn wants_read(&self) -> bool {
+        self.close.may_receive() && !self.input_ended && self.incoming.len() < RECEIVE_WINDOW
     }
 
     /// Tells the connection that the network stream ended. Bytes received before still count.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.input_ended = true;
         if !self.close.may_receive() {
             self.close.recv_eof();
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` when no timer
+    /// is armed. An instant that has already passed means "as soon as possible".
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.close.should_close_tcp() {
+            return None;
+        }
+        self.timers.next(self.close.may_send(), self.close.awaits_peer())
+    }
+
+    /// Tells the connection the time: runs the timers that are due. Returns the timeout that
+    /// ended the connection, if one did (its Close frame, if any, is queued, and
+    /// [`should_close_tcp`](Self::should_close_tcp) is then true).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use wsx_proto::{Config, Connection, Message, Negotiated, Role, Timeout};
+    /// let config = Config::default().idle_timeout(Some(Duration::from_secs(60)));
+    /// let mut conn = Connection::new(Role::Server, &Negotiated::default(), config);
+    /// let start = Instant::now();
+    /// assert_eq!(conn.handle_timeout(start), None); // starts the clock
+    /// assert_eq!(conn.poll_timeout(), Some(start + Duration::from_secs(60)));
+    /// assert_eq!(conn.handle_timeout(start + Duration::from_secs(60)), Some(Timeout::Idle));
+    /// let close = conn.next_transmit().unwrap(); // Close 1001 "idle timeout"
+    /// assert_eq!(&close[..4], [0x88, 14, 0x03, 0xE9]);
+    /// assert!(conn.should_close_tcp());
+    /// ```
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Timeout> {
+        if self.close.should_close_tcp() {
+            return None;
+        }
+        let due = self.timers.advance(now, self.close.may_send(), self.close.awaits_peer())?;
+        match due {
+            Due::Ping => {
+                self.push_frame(true, false, OpCode::Ping, Bytes::from_static(KEEPALIVE_PING));
+                None
+            }
+            Due::Expired(Timeout::Close) => {
+                self.incoming = BytesMut::new();
+                self.close.give_up().then_some(Timeout::Close)
+            }
+            Due::Expired(timeout) => {
+                let code = match timeout {
+                    Timeout::Keepalive => CloseCode::INTERNAL_ERROR,
+                    _ => CloseCode::GOING_AWAY,
+                };
+                self.fail_with(CloseFrame { code, reason: Utf8Bytes::from_static(timeout.as_str()) });
+                Some(timeout)
+            }
         }
     }
 
@@ -176,7 +260,7 @@ impl Connection {
         while self.close.may_receive() {
             let piece = match self.decoder.decode(&mut self.incoming) {
                 Ok(Some(piece)) => piece,
-                Ok(None) if self.eof => {
+                Ok(None) if self.input_ended => {
                     self.incoming = BytesMut::new();
                     if self.close.recv_eof() {
                         return Err(ProtocolError::UnexpectedEof);
@@ -209,6 +293,7 @@ impl Connection {
                     if let Reply::Close(reply) = self.close.recv_close(frame.clone()) {
                         self.push_close(reply.as_ref());
                     }
+                    self.closing_started();
                     self.incoming = BytesMut::new();
                     Message::Close(frame)
                 }
@@ -241,6 +326,7 @@ impl Connection {
             }
             self.close.send_close()?;
             self.push_close(frame.as_ref());
+            self.closing_started();
             return Ok(());
         }
         if !self.close.may_send() {
@@ -384,12 +470,24 @@ impl Connection {
     /// says why (RFC 6455 §7.1.7) and stop reading.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         let reason = truncate(&error.to_string(), MAX_CLOSE_REASON);
-        let frame = CloseFrame { code: error.close_code(), reason: Utf8Bytes::from(reason) };
+        self.fail_with(CloseFrame { code: error.close_code(), reason: Utf8Bytes::from(reason) });
+        error
+    }
+
+    /// Gives up on the connection with `frame` (sent unless a Close was sent already).
+    fn fail_with(&mut self, frame: CloseFrame) {
         if let Reply::Close(frame) = self.close.fail(frame) {
             self.push_close(frame.as_ref());
         }
         self.incoming = BytesMut::new();
-        error
+    }
+
+    /// The closing handshake began or advanced: if we now wait for the peer, the close timer
+    /// bounds the wait.
+    fn closing_started(&mut self) {
+        if self.close.awaits_peer() {
+            self.timers.await_peer();
+        }
     }
 
     fn push_close(&mut self, frame: Option<&CloseFrame>) {

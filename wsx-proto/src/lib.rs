@@ -1,6 +1,6 @@
 //! The WebSocket protocol (RFC 6455) as a sans-IO state machine: bytes in, messages out.
 //!
-//! `wsx-proto` never touches a socket, a clock or an async runtime. It is the core that the
+//! `wsx-proto` never touches a socket, reads a clock (time is passed in) or needs an async runtime. It is the core that the
 //! `wsx` crate drives over tokio, and that any other I/O layer can drive too.
 //!
 //! ```text
@@ -47,6 +47,7 @@ mod error;
 mod frame;
 mod handshake;
 mod message;
+mod timers;
 mod utf8;
 
 #[cfg(test)]
@@ -65,6 +66,7 @@ pub use crate::handshake::{
     Negotiated, Parsed, Upgrade,
 };
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use crate::timers::Timeout;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

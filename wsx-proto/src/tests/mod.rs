@@ -6,6 +6,8 @@ use proptest::prelude::*;
 
 use crate::*;
 
+mod timers;
+
 /// A client and a server `Connection` wired together in memory.
 struct Pair {
     client: Connection,
