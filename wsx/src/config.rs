@@ -1,4 +1,6 @@
-//! [`Config`]: the core's limits plus what needs a clock or a socket.
+//! [`Config`]: the core's configuration (limits; keepalive, idle and close timers, whose policy
+//! runs in the core) plus what only the I/O layer uses (handshake and connect timeouts, the
+//! write buffer, the deflate offer).
 
 use std::time::Duration;
 
@@ -21,10 +23,6 @@ pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) handshake_timeout: Duration,
     pub(crate) connect_timeout: Duration,
-    pub(crate) close_timeout: Duration,
-    pub(crate) keepalive: Option<Duration>,
-    pub(crate) keepalive_timeout: Duration,
-    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_buffer: usize,
     pub(crate) deflate: Option<wsx_proto::DeflateConfig>,
 }
@@ -36,10 +34,6 @@ impl Default for Config {
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(5),
-            keepalive: None,
-            keepalive_timeout: Duration::from_secs(20),
-            idle_timeout: None,
             write_buffer: 128 * 1024,
             deflate: None,
         }
@@ -70,26 +64,26 @@ impl Config {
     /// How long to wait for the peer's Close frame, and for a server to close TCP, after we
     /// sent ours (default 5 s); then the connection is dropped.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
+        self.core = self.core.close_timeout(timeout);
         self
     }
 
     /// Send a ping after this long without receiving anything (default: off). A peer that then
     /// sends nothing for [`keepalive_timeout`](Self::keepalive_timeout) is closed with 1011.
     pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
-        self.keepalive = interval;
+        self.core = self.core.keepalive(interval);
         self
     }
 
     /// How long a keepalive ping may go unanswered (default 20 s).
     pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
-        self.keepalive_timeout = timeout;
+        self.core = self.core.keepalive_timeout(timeout);
         self
     }
 
     /// Close with 1001 after this long without receiving anything (default: off).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.idle_timeout = timeout;
+        self.core = self.core.idle_timeout(timeout);
         self
     }
 
@@ -115,7 +109,7 @@ impl Config {
 
     /// The configured keepalive interval.
     pub fn keepalive_interval(&self) -> Option<Duration> {
-        self.keepalive
+        self.core.keepalive_interval()
     }
 
     /// The configured permessage-deflate, if any.

@@ -61,6 +61,16 @@ pub enum Error {
     Closed,
 }
 
+impl From<wsx_proto::Timeout> for Timeout {
+    fn from(t: wsx_proto::Timeout) -> Self {
+        match t {
+            wsx_proto::Timeout::Keepalive => Self::Keepalive,
+            wsx_proto::Timeout::Idle => Self::Idle,
+            _ => Self::Close,
+        }
+    }
+}
+
 impl Error {
     /// The close code that describes how the connection ended, if it ended because of this
     /// error: the protocol violation's code, 1006 for a vanished peer or I/O failure, 1011 for
@@ -80,9 +90,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Connect { target, source } => write!(f, "cannot connect to {target}: {source}"),
-            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            // The wrapped error is the `source()`: printed by whoever prints the chain, not
+            // here too (no "I/O error: broken pipe: broken pipe").
+            Self::Io(_) => f.write_str("I/O error"),
+            Self::Connect { target, .. } => write!(f, "cannot connect to {target}"),
+            Self::Tls(_) => f.write_str("TLS error"),
             Self::Proxy { proxy, reason } => write!(f, "proxy {proxy}: {reason}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
             Self::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
@@ -103,9 +115,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(e) | Self::Tls(e) | Self::Connect { source: e, .. } => Some(e),
-            Self::Handshake(e) => Some(e),
-            Self::Protocol(e) => Some(e),
-            Self::Usage(e) => Some(e),
+            // The core's errors are printed in full by `Display` above (they are the message).
             _ => None,
         }
     }
@@ -132,5 +142,35 @@ impl From<ProtocolError> for Error {
 impl From<UsageError> for Error {
     fn from(e: UsageError) -> Self {
         Self::Usage(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Printed as a chain (what `anyhow` and most loggers do), every cause appears once.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn errors_do_not_print_their_source_twice() {
+        let io = Error::Io(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"));
+        assert_eq!(chain(&io), "I/O error: broken pipe");
+        let connect = Error::Connect {
+            target: "127.0.0.1:1".into(),
+            source: io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"),
+        };
+        assert_eq!(chain(&connect), "cannot connect to 127.0.0.1:1: connection refused");
+        let protocol = Error::Protocol(ProtocolError::InvalidUtf8);
+        assert_eq!(chain(&protocol), protocol.to_string(), "the core's error is the message");
     }
 }

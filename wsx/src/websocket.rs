@@ -1,9 +1,12 @@
 //! [`WebSocket`]: the only I/O pump. It moves bytes between the socket and the sans-IO
-//! [`Connection`], and owns what needs a clock: keepalive, idle and close timeouts.
+//! [`Connection`], and time into it: the keepalive, idle and close policy is the core's
+//! ([`Connection::handle_timeout`]); this layer keeps one tokio timer at the instant
+//! [`Connection::poll_timeout`] names.
 //!
 //! One poll does, until nothing makes progress: hand a decoded message to the caller; write what
 //! the core queued (pongs, close echoes, sent messages: many frames in one vectored write); close
-//! TCP when the core says it is this side's turn; read more bytes.
+//! TCP when the core says it is this side's turn; tell the core the time if it asks; read more
+//! bytes.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -22,7 +25,7 @@ use wsx_proto::{
 };
 
 use crate::config::Config;
-use crate::error::{Error, Timeout};
+use crate::error::Error;
 
 /// Bytes read per `poll_read`.
 const READ_CHUNK: usize = 64 * 1024;
@@ -36,15 +39,6 @@ thread_local! {
 /// At most this many chunks go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
-/// The parts of [`Config`] the pump uses after the handshake.
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    close_timeout: std::time::Duration,
-    keepalive: Option<std::time::Duration>,
-    keepalive_timeout: std::time::Duration,
-    idle_timeout: Option<std::time::Duration>,
-    write_buffer: usize,
-}
 
 /// A WebSocket connection over a stream `S` (TCP, TLS, a hyper upgrade, an in-memory duplex).
 ///
@@ -68,15 +62,12 @@ pub struct WebSocket<S> {
     io: S,
     conn: Connection,
     negotiated: Negotiated,
-    /// What the pump needs of the configuration (not all of it: this is per connection).
-    timing: Timing,
-    /// The one timer: keepalive, idle or close deadline, whichever comes first.
+    /// Outgoing bytes buffered before `send` waits (the one setting the pump needs after the
+    /// handshake: not the whole configuration, this is per connection).
+    write_buffer: usize,
+    /// The one timer, at the core's next deadline (allocated only once one is armed).
     timer: Option<Pin<Box<Sleep>>>,
-    last_received: Instant,
-    ping_sent: bool,
-    /// Set once we sent Close (or the core did): the peer must answer before this instant.
-    close_deadline: Option<Instant>,
-    /// An error to report on the next poll (set by timers).
+    /// An error to report on the next poll (a failed write of a control frame).
     pending_error: Option<Error>,
     /// The stream has ended; every poll returns `None`.
     finished: bool,
@@ -121,23 +112,15 @@ where
         read: &[u8],
     ) -> Self {
         let mut conn = Connection::new(role, &negotiated, config.core.clone());
+        // The core's clock starts now (a close may begin before anything is read).
+        conn.handle_timeout(Instant::now().into_std());
         conn.receive(read);
-        let timing = Timing {
-            close_timeout: config.close_timeout,
-            keepalive: config.keepalive,
-            keepalive_timeout: config.keepalive_timeout,
-            idle_timeout: config.idle_timeout,
-            write_buffer: config.write_buffer,
-        };
         Self {
             io,
             conn,
             negotiated,
-            timing,
+            write_buffer: config.write_buffer,
             timer: None,
-            last_received: Instant::now(),
-            ping_sent: false,
-            close_deadline: None,
             pending_error: None,
             finished: false,
         }
@@ -171,6 +154,23 @@ where
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.io
+    }
+
+    /// The underlying stream, mutably. Reading from or writing to it directly corrupts the
+    /// WebSocket stream; this is for socket options and the like.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// The underlying stream, giving up the WebSocket (bytes already read but not yet decoded,
+    /// and bytes queued but not yet written, are dropped).
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+
+    /// The sans-IO connection this WebSocket drives (its state, what is queued).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// Sends a message and writes it out. Waits while the socket does not take the bytes.
@@ -221,7 +221,6 @@ where
             Ok(()) | Err(UsageError::Closed) => {}
             Err(e) => return Err(e.into()),
         }
-        self.arm_close_deadline();
         while let Some(item) = self.recv().await {
             match item {
                 Ok(_) => {}
@@ -232,18 +231,11 @@ where
         Ok(())
     }
 
-    fn arm_close_deadline(&mut self) {
-        if self.close_deadline.is_none() {
-            self.close_deadline = Some(Instant::now() + self.timing.close_timeout);
-            self.timer = None; // re-armed for the earlier deadline on the next poll
-        }
-    }
-
     pub(crate) fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.finished || self.conn.close_state() != CloseState::Open {
             return Poll::Ready(Err(Error::Closed));
         }
-        while self.buffered() >= self.timing.write_buffer {
+        while self.buffered() >= self.write_buffer {
             ready!(self.poll_write_out(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -253,11 +245,7 @@ where
         if self.finished {
             return Err(Error::Closed);
         }
-        let closing = matches!(message, Message::Close(_));
         self.conn.send(message)?;
-        if closing {
-            self.arm_close_deadline();
-        }
         Ok(())
     }
 
@@ -345,10 +333,6 @@ where
             }
             match self.conn.next_message() {
                 Ok(Some(message)) => {
-                    // (Its bytes were counted as received when they were read.)
-                    if matches!(message, Message::Close(_)) {
-                        self.arm_close_deadline();
-                    }
                     // Pongs and close echoes leave now (the caller may stop polling after a
                     // Close). Queued data waits until no decoded message is left, so that a
                     // burst of replies leaves in one write.
@@ -362,7 +346,6 @@ where
                 Ok(None) => {}
                 Err(e) => {
                     let _ = self.poll_write_out(cx);
-                    self.arm_close_deadline();
                     return Poll::Ready(Some(Err(Error::Protocol(e))));
                 }
             }
@@ -380,9 +363,12 @@ where
             if let Poll::Ready(e) = self.poll_timers(cx) {
                 return Poll::Ready(e.map(Err));
             }
+            if !self.conn.wants_read() {
+                continue; // the core has enough: decode before reading more
+            }
             match self.poll_read_into_core(cx) {
                 Poll::Ready(Ok(0)) => self.conn.receive_eof(),
-                Poll::Ready(Ok(_)) => self.received_something(),
+                Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
                     // A reset connection is a vanished peer: 1006, never a hang.
                     self.finish();
@@ -396,27 +382,20 @@ where
         }
     }
 
-    fn received_something(&mut self) {
-        // Only keepalive and the idle timeout need to know when (a clock read per read).
-        if self.timing.keepalive.is_some() || self.timing.idle_timeout.is_some() {
-            self.last_received = Instant::now();
-        }
-        self.ping_sent = false;
-    }
-
     fn finish(&mut self) {
         self.finished = true;
         self.timer = None;
     }
 
-    /// Checks the keepalive, idle and close deadlines. `Ready(Some(e))`: report `e`;
-    /// `Ready(None)`: the connection is over.
+    /// Tells the core the time when it asks, and sleeps until its next deadline otherwise.
+    /// `Ready(Some(e))`: a timer ended the connection, report `e`.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<Error>> {
         loop {
-            let Some(deadline) = self.next_deadline() else {
+            let Some(deadline) = self.conn.poll_timeout() else {
                 self.timer = None;
                 return Poll::Pending;
             };
+            let deadline = Instant::from_std(deadline);
             let now = Instant::now();
             if deadline > now {
                 match &mut self.timer {
@@ -428,63 +407,18 @@ where
                 ready!(timer.as_mut().poll(cx));
                 continue;
             }
-            // A deadline passed.
-            if self.close_deadline.is_some_and(|d| d <= now) {
-                let abnormal = self.conn.peer_close().is_none();
+            let ended = self.conn.handle_timeout(now.into_std());
+            // A keepalive ping, or the Close a timeout queued: out now, best effort.
+            let _ = self.poll_write_out(cx);
+            if let Some(timeout) = ended {
                 self.finish();
-                return Poll::Ready(abnormal.then_some(Error::Timeout(Timeout::Close)));
+                return Poll::Ready(Some(Error::Timeout(timeout.into())));
             }
-            let idle_for = now - self.last_received;
-            if let Some(interval) = self.timing.keepalive {
-                if idle_for >= interval + self.timing.keepalive_timeout {
-                    return Poll::Ready(Some(self.fail_locally(Timeout::Keepalive)));
-                }
-                if idle_for >= interval && !self.ping_sent {
-                    self.ping_sent = true;
-                    // The core refuses pings only once closing, when keepalive is moot.
-                    let _ = self.conn.send(Message::Ping(Bytes::from_static(b"wsx-keepalive")));
-                    let _ = self.poll_write_out(cx);
-                    continue;
-                }
-            }
-            if self.timing.idle_timeout.is_some_and(|t| idle_for >= t) {
-                return Poll::Ready(Some(self.fail_locally(Timeout::Idle)));
-            }
-            // Deadlines are recomputed from `last_received`, which may have moved: loop.
-        }
-    }
-
-    /// The earliest instant at which a timer has something to do.
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self.close_deadline;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if self.conn.close_state() == CloseState::Open {
-            if let Some(interval) = self.timing.keepalive {
-                let at = if self.ping_sent {
-                    interval + self.timing.keepalive_timeout
-                } else {
-                    interval
-                };
-                consider(self.last_received + at);
-            }
-            if let Some(idle) = self.timing.idle_timeout {
-                consider(self.last_received + idle);
+            if self.conn.should_close_tcp() {
+                // The close timer ended a wait that was normal: the main loop closes TCP.
+                return Poll::Ready(None);
             }
         }
-        next
-    }
-
-    /// We give up on a silent peer: send Close (best effort) and end the connection.
-    fn fail_locally(&mut self, why: Timeout) -> Error {
-        let (code, reason) = match why {
-            Timeout::Keepalive => (CloseCode::INTERNAL_ERROR, "keepalive ping not answered"),
-            _ => (CloseCode::GOING_AWAY, "idle timeout"),
-        };
-        let _ = self.conn.send(Message::close(code, reason));
-        let mut noop = Context::from_waker(std::task::Waker::noop());
-        let _ = self.poll_write_out(&mut noop);
-        self.finish();
-        Error::Timeout(why)
     }
 }
 
