@@ -87,6 +87,8 @@ pub struct Connection {
     input_ended: bool,
     /// Keepalive, idle and close timers, driven by the time the I/O layer passes in.
     timers: Timers,
+    /// `next_message` found nothing to deliver in what was received: only more bytes help.
+    starved: bool,
     /// A fragmented message being sent: whether it is text, and its UTF-8 state.
     sending: Option<(bool, Utf8Validator)>,
     /// permessage-deflate for what we send, if negotiated (and the window allows it); boxed,
@@ -132,6 +134,7 @@ impl Connection {
             rng,
             input_ended: false,
             timers: Timers::new(config.timeouts),
+            starved: true,
             sending: None,
             deflater,
             deflate_threshold: deflate.map_or(usize::MAX, |p| p.threshold()),
@@ -182,14 +185,16 @@ impl Connection {
         if self.close.may_receive() {
             self.incoming.extend_from_slice(bytes);
             self.timers.received();
+            self.starved = false;
         }
     }
 
-    /// Whether the core takes more bytes now: false while more than a window (256 KiB) of
-    /// received bytes waits to be decoded, i.e. the application has not read its messages
-    /// with [`next_message`](Self::next_message); false once nothing more will be read.
+    /// Whether the I/O layer should read more now: false while more than a window (256 KiB)
+    /// of received bytes waits to be decoded and [`next_message`](Self::next_message) has not
+    /// been asked since they came, i.e. the application is behind. Never false when only more
+    /// bytes let a message complete.
     pub fn wants_read(&self) -> bool {
-        self.close.may_receive() && !self.input_ended && self.incoming.len() < RECEIVE_WINDOW
+        self.starved || self.incoming.len() < RECEIVE_WINDOW
     }
 
     /// Tells the connection that the network stream ended. Bytes received before still count.
@@ -257,6 +262,12 @@ impl Connection {
     /// for [`next_transmit`](Self::next_transmit), and nothing more is delivered. A peer that
     /// vanished without a Close frame is [`ProtocolError::UnexpectedEof`] (1006).
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        let next = self.decode_next();
+        self.starved = matches!(next, Ok(None));
+        next
+    }
+
+    fn decode_next(&mut self) -> Result<Option<Message>, ProtocolError> {
         while self.close.may_receive() {
             let piece = match self.decoder.decode(&mut self.incoming) {
                 Ok(Some(piece)) => piece,

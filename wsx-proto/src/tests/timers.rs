@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{queued_close_code, Pair};
+use super::{queued_close_code, transmitted, Pair};
 use crate::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -163,6 +163,17 @@ fn wants_read_stops_a_reader_that_outruns_the_application() {
     assert!(!pair.server.wants_read(), "300 KiB undecoded: the application must read first");
     assert_eq!(pair.drain(Role::Server).len(), 300);
     assert!(pair.server.wants_read());
-    pair.server.receive_eof();
-    assert!(!pair.server.wants_read(), "nothing more will come");
+}
+
+#[test]
+fn wants_read_while_only_more_bytes_complete_a_message() {
+    let mut pair = Pair::new();
+    pair.client.send(Message::binary(vec![7u8; 512 * 1024])).unwrap();
+    let wire = transmitted(&mut pair.client);
+    pair.server.receive(&wire[..400 * 1024]);
+    assert!(!pair.server.wants_read(), "not asked yet");
+    assert_eq!(pair.server.next_message(), Ok(None));
+    assert!(pair.server.wants_read(), "the rest of the frame is needed");
+    pair.server.receive(&wire[400 * 1024..]);
+    assert!(matches!(pair.server.next_message(), Ok(Some(Message::Binary(b))) if b.len() == 512 * 1024));
 }
