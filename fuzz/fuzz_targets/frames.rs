@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     // Bit 1: permessage-deflate agreed on, so compressed frames (and bombs) reach the inflater.
     let negotiated = if control & 2 != 0 { deflate_negotiated() } else { Negotiated::default() };
     let config =
-        Config::default().limits(Limits::default().max_message_size(MAX)).rng_seed([0; 32]);
+        Config::default().limits(Limits::default().max_message_size(MAX)).dangerous_rng_seed([0; 32]);
     let mut conn = Connection::new(role, &negotiated, config);
     for piece in data.chunks(chunk) {
         conn.receive(piece);
@@ -62,5 +62,5 @@ fn deflate_negotiated() -> Negotiated {
         .build(Key::from_bytes([0; 16]))
         .unwrap();
     let upgrade = Upgrade::from_request(handshake.request()).unwrap();
-    upgrade.accept(Accept::new().deflate(Some(deflate))).unwrap().1
+    upgrade.respond(Accept::new().deflate(Some(deflate))).unwrap().1
 }

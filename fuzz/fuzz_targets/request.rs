@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(upgrade) => {
                     let chosen = upgrade.subprotocols().first().cloned();
                     let (response, _) =
-                        upgrade.accept(Accept::new().subprotocol(chosen.as_deref())).unwrap();
+                        upgrade.respond(Accept::new().subprotocol(chosen.as_deref())).unwrap();
                     assert_eq!(response.status(), 101);
                 }
                 Err(e) => {

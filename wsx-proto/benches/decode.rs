@@ -33,8 +33,11 @@ fn frame_header(c: &mut Criterion) {
 
 /// A client's wire bytes for `message`, split into fragments of `fragment` bytes.
 fn client_wire(payload: &[u8], opcode: OpCode, fragment: usize) -> Vec<u8> {
-    let mut client =
-        Connection::new(Role::Client, &Negotiated::default(), Config::default().rng_seed([3; 32]));
+    let mut client = Connection::new(
+        Role::Client,
+        &Negotiated::default(),
+        Config::default().dangerous_rng_seed([3; 32]),
+    );
     let chunks: Vec<&[u8]> = payload.chunks(fragment).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         let op = if i == 0 { opcode } else { OpCode::Continuation };

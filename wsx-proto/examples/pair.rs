@@ -42,7 +42,7 @@ fn main() {
     let upgrade = Upgrade::from_request(&request).expect("a valid upgrade");
     let chosen = upgrade.choose_subprotocol(["chat"]);
     let (response, server_negotiated) =
-        upgrade.accept(Accept::new().subprotocol(chosen)).expect("chat was offered");
+        upgrade.respond(Accept::new().subprotocol(chosen)).expect("chat was offered");
     let mut answer = BytesMut::new();
     write_response(&response, &mut answer);
     show("server", &answer);

@@ -86,7 +86,7 @@ impl Limits {
 /// use wsx_proto::{Config, Limits};
 /// let config = Config::default()
 ///     .limits(Limits::default().max_message_size(64 << 10))
-///     .rng_seed([7; 32]); // deterministic masking keys, for tests
+///     .dangerous_rng_seed([7; 32]); // deterministic masking keys, for tests
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -135,9 +135,12 @@ impl Config {
     }
 
     /// Seed for the masking-key generator (clients only). Without a seed the generator is seeded
-    /// once per connection from the operating system. A fixed seed makes masking keys predictable:
-    /// use it in tests only.
-    pub fn rng_seed(mut self, seed: [u8; 32]) -> Self {
+    /// once per connection from the operating system.
+    ///
+    /// Dangerous: a fixed seed makes masking keys predictable, which defeats what masking is
+    /// for (RFC 6455 §10.3: an attacker who can predict the keys can shape the bytes an
+    /// intermediary sees). For tests that assert exact bytes only.
+    pub fn dangerous_rng_seed(mut self, seed: [u8; 32]) -> Self {
         self.rng_seed = Some(seed);
         self
     }

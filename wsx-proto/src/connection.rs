@@ -250,7 +250,10 @@ impl Connection {
                     Timeout::Keepalive => CloseCode::INTERNAL_ERROR,
                     _ => CloseCode::GOING_AWAY,
                 };
-                self.fail_with(CloseFrame { code, reason: Utf8Bytes::from_static(timeout.as_str()) });
+                self.fail_with(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(timeout.as_str()),
+                });
                 Some(timeout)
             }
         }

@@ -7,7 +7,7 @@
 //!            opening handshake (handshake/)                 after the handshake (Connection)
 //!  client:  ClientRequest ─build─► ClientHandshake          bytes ─receive─► FrameDecoder ─► Assembler ─► next_message
 //!              request bytes ──────►  Upgrade::from_request                       │ control frames
-//!              ◄──── 101 response ◄── Upgrade::accept                              ▼
+//!              ◄──── 101 response ◄── Upgrade::respond                             ▼
 //!           read_response ─► Negotiated ─► Connection::new   send ─► frame encoder ─► next_transmit ─► bytes
 //!                                                             close.rs: the closing handshake
 //! ```
@@ -24,7 +24,7 @@
 //! // server: parse, check, answer
 //! let request = parse_request(&wire, &limits).unwrap().unwrap().value;
 //! let upgrade = Upgrade::from_request(&request).unwrap();
-//! let (response, server_negotiated) = upgrade.accept(Accept::new()).unwrap();
+//! let (response, server_negotiated) = upgrade.respond(Accept::new()).unwrap();
 //! let mut answer = bytes::BytesMut::new();
 //! write_response(&response, &mut answer);
 //! // client: check the answer
@@ -61,9 +61,9 @@ pub use crate::error::{HandshakeError, ProtocolError, UsageError};
 pub use crate::frame::mask::apply_mask;
 pub use crate::frame::{FrameHeader, OpCode};
 pub use crate::handshake::{
-    accept_key, parse_request, parse_request_shared, parse_response, write_request, write_response,
-    write_response_with_body, Accept, Accepted, ClientHandshake, ClientRequest, Extension, Key,
-    Negotiated, Parsed, Upgrade,
+    parse_request, parse_request_shared, parse_response, sec_websocket_accept, write_request,
+    write_response, write_response_with_body, Accept, Accepted, ClientHandshake, ClientRequest,
+    Extension, Key, Negotiated, Parsed, Upgrade,
 };
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use crate::timers::Timeout;

@@ -101,9 +101,10 @@ impl Config {
         self
     }
 
-    /// Seed the masking-key generator (tests only: predictable keys).
-    pub fn rng_seed(mut self, seed: [u8; 32]) -> Self {
-        self.core = self.core.rng_seed(seed);
+    /// Seed the masking-key generator. Dangerous: predictable masking keys; for tests only
+    /// (see [`wsx_proto::Config::dangerous_rng_seed`]).
+    pub fn dangerous_rng_seed(mut self, seed: [u8; 32]) -> Self {
+        self.core = self.core.dangerous_rng_seed(seed);
         self
     }
 

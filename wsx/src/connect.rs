@@ -14,16 +14,8 @@ use wsx_proto::{ClientHandshake, ClientRequest, Key, Role};
 use crate::config::Config;
 use crate::error::{Error, Timeout};
 use crate::proxy::Proxy;
-#[cfg(feature = "rustls")]
-use crate::tls::MaybeTlsStream;
+use crate::stream::ClientStream;
 use crate::websocket::WebSocket;
-
-/// The stream a [`Connector`] connects over.
-#[cfg(feature = "rustls")]
-pub type ClientStream = MaybeTlsStream;
-/// The stream a [`Connector`] connects over.
-#[cfg(not(feature = "rustls"))]
-pub type ClientStream = TcpStream;
 
 /// A callback that sees each opening request before it is sent.
 type RequestHook = Arc<dyn Fn(&http::Request<()>) + Send + Sync>;
@@ -250,7 +242,7 @@ impl Connector {
         host: &str,
     ) -> Result<ClientStream, Error> {
         if !handshake.is_secure() {
-            return Ok(MaybeTlsStream::Plain(tcp));
+            return Ok(ClientStream::plain(tcp));
         }
         let config = match &self.tls {
             Some(config) => config.clone(),
@@ -263,7 +255,7 @@ impl Connector {
             .await
             .map_err(|_| Error::Timeout(Timeout::Connect))?
             .map_err(Error::Tls)?;
-        Ok(MaybeTlsStream::Tls(Box::new(tls)))
+        Ok(ClientStream::tls(tls))
     }
 
     #[cfg(not(feature = "rustls"))]
@@ -279,7 +271,7 @@ impl Connector {
                 "wss:// needs the rustls feature",
             )));
         }
-        Ok(tcp)
+        Ok(ClientStream::plain(tcp))
     }
 
     async fn run_handshake<S>(

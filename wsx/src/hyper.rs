@@ -6,24 +6,18 @@ use std::future::Future;
 use hyper_util::rt::TokioIo;
 use wsx_proto::{Accept, HandshakeError, Role, Upgrade};
 
+use crate::accept::answer_upgrade;
 use crate::config::Config;
 use crate::error::Error;
 use crate::websocket::WebSocket;
 
+pub use crate::accept::is_upgrade_request;
+
 /// The WebSocket a hyper upgrade yields.
 pub type HyperWebSocket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Whether `request` asks for a WebSocket upgrade (an `Upgrade: websocket` header).
-pub fn is_upgrade_request<B>(request: &http::Request<B>) -> bool {
-    request
-        .headers()
-        .get_all(http::header::UPGRADE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
-}
-
-/// Checks `request` as an upgrade and lets `decide` answer it. On success, returns the `101`
+/// Checks `request` as an upgrade and lets `decide` answer it (the same decision step as
+/// [`Acceptor`](crate::Acceptor)'s). On success, returns the `101`
 /// response to give hyper and a future that resolves to the WebSocket once hyper has sent the
 /// response (spawn it). On failure, answer with
 /// [`HandshakeError::to_response`].
@@ -72,20 +66,9 @@ where
     *head.uri_mut() = request.uri().clone();
     *head.version_mut() = request.version();
     *head.headers_mut() = std::mem::take(request.headers_mut());
-    let decided = Upgrade::from_request(&head).and_then(|upgrade| {
-        let accept = decide(&head, &upgrade)?;
-        Ok((upgrade, accept))
-    });
+    let answered = answer_upgrade(&head, &config, decide);
     *request.headers_mut() = std::mem::take(head.headers_mut());
-    let (upgrade, accept) = decided?;
-    let accept = match accept {
-        accept if accept.deflate_config().is_none() => accept.deflate(config.deflate),
-        accept => accept,
-    };
-    let (response, negotiated) = upgrade.accept(accept).map_err(|e| HandshakeError::Rejected {
-        status: http::StatusCode::INTERNAL_SERVER_ERROR,
-        reason: e.to_string(),
-    })?;
+    let (response, negotiated) = answered?.into_parts();
     let on_upgrade = hyper::upgrade::on(request);
     let websocket = async move {
         let upgraded = on_upgrade.await.map_err(|e| Error::Io(std::io::Error::other(e)))?;

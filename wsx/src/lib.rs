@@ -41,6 +41,7 @@ mod connect;
 mod error;
 mod proxy;
 mod split;
+mod stream;
 mod websocket;
 
 #[cfg(feature = "hyper")]
@@ -48,12 +49,13 @@ pub mod hyper;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-pub use crate::accept::{accept, Acceptor};
+pub use crate::accept::{accept, is_upgrade_request, Acceptor, Answer, Incoming, Rewind};
 pub use crate::config::Config;
-pub use crate::connect::{connect, ClientStream, Connector};
+pub use crate::connect::{connect, Connector};
 pub use crate::error::{Error, Timeout};
 pub use crate::proxy::Proxy;
 pub use crate::split::{ReadHalf, WriteHalf};
+pub use crate::stream::ClientStream;
 pub use crate::websocket::WebSocket;
 pub use wsx_proto::{
     parse_request, parse_request_shared, write_request, write_response, write_response_with_body,

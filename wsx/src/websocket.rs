@@ -39,7 +39,6 @@ thread_local! {
 /// At most this many chunks go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
-
 /// A WebSocket connection over a stream `S` (TCP, TLS, a hyper upgrade, an in-memory duplex).
 ///
 /// Read with [`recv`](Self::recv) or as a [`Stream`]; write with [`send`](Self::send) or as a
@@ -97,7 +96,7 @@ where
     ///     if tcp.read_buf(&mut buf).await? == 0 { return Ok(()) }
     ///     if let Some(head) = parse_request(&buf, config.limits_ref())? { break head }
     /// };
-    /// let (response, negotiated) = Upgrade::from_request(&head.value)?.accept(Accept::new())?;
+    /// let (response, negotiated) = Upgrade::from_request(&head.value)?.respond(Accept::new())?;
     /// let mut out = bytes::BytesMut::new();
     /// write_response(&response, &mut out);
     /// tcp.write_all(&out).await?;

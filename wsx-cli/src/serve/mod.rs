@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
-use wsx::{Accept, Config, HandshakeError, Limits, Upgrade};
+use wsx::{Accept, Acceptor, Config, HandshakeError, Limits, Upgrade};
 
 use self::broker::Broker;
 use self::metrics::{BrokerStats, Metrics, Refusal};
@@ -49,7 +49,8 @@ const X_WSX_NODE: HeaderName = HeaderName::from_static("x-wsx-node");
 /// What every connection shares.
 struct State {
     args: ServeArgs,
-    config: Config,
+    /// The library's handshake driver, with the connections' configuration.
+    acceptor: Acceptor,
     metrics: Metrics,
     rooms: Arc<Rooms>,
     connections: Arc<Semaphore>,
@@ -139,7 +140,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .then(|| wsx::DeflateConfig::default().no_context_takeover(!args.deflate_takeover)),
         );
     let state = Arc::new(State {
-        config,
+        acceptor: Acceptor::new().config(config),
         metrics: Metrics::default(),
         rooms,
         connections: Arc::new(Semaphore::new(args.max_connections)),
@@ -244,7 +245,7 @@ where
         let (state, alive) = (state.clone(), alive.clone());
         service_fn(move |request| handle(request, peer, state.clone(), alive.clone()))
     };
-    let limits = state.config.limits_ref();
+    let limits = state.acceptor.config_ref().limits_ref();
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.args.handshake_timeout)
@@ -460,7 +461,7 @@ fn decide(
     let supported: &[&str] = if chat { &["chat", "superchat"] } else { &[] };
     Ok(Accept::new()
         .subprotocol(upgrade.choose_subprotocol(supported.iter().copied()))
-        .deflate(state.config.deflate_config()))
+        .deflate(state.acceptor.config_ref().deflate_config()))
 }
 
 /// Counts a refused handshake; its response.
@@ -498,7 +499,8 @@ async fn upgrade_to(
         Err(refusal) => return *refusal,
     };
     let chat = room.is_some();
-    let upgraded = wsx::hyper::upgrade(request, state.config.clone(), |head, upgrade| {
+    let config = state.acceptor.config_ref().clone();
+    let upgraded = wsx::hyper::upgrade(request, config, |head, upgrade| {
         decide(state, peer.ip(), chat, head, upgrade)
     });
     match upgraded {

@@ -123,7 +123,7 @@ fn pair(client: DeflateConfig, server: DeflateConfig) -> (Connection, Connection
         ClientRequest::new("ws://h/").deflate(Some(client)).build(Key::random()).unwrap();
     let upgrade = Upgrade::from_request(handshake.request()).unwrap();
     let (response, server_negotiated) =
-        upgrade.accept(Accept::new().deflate(Some(server))).unwrap();
+        upgrade.respond(Accept::new().deflate(Some(server))).unwrap();
     let client_negotiated = handshake.verify(&response, Bytes::new()).unwrap();
     assert!(client_negotiated.deflate().is_some() && server_negotiated.deflate().is_some());
     (
@@ -255,7 +255,7 @@ fn bomb_is_refused_with_1009() {
         .unwrap();
     let upgrade = Upgrade::from_request(handshake.request()).unwrap();
     let (_, negotiated) =
-        upgrade.accept(Accept::new().deflate(Some(DeflateConfig::default()))).unwrap();
+        upgrade.respond(Accept::new().deflate(Some(DeflateConfig::default()))).unwrap();
     let limits = Limits::default().max_message_size(1 << 20);
     let mut server = Connection::new(Role::Server, &negotiated, Config::default().limits(limits));
     let mut frame = vec![0xc2, 0xff];
@@ -284,14 +284,14 @@ fn declined_offer_means_no_compression() {
         .build(Key::random())
         .unwrap();
     let upgrade = Upgrade::from_request(handshake.request()).unwrap();
-    let (response, server_negotiated) = upgrade.accept(Accept::new()).unwrap();
+    let (response, server_negotiated) = upgrade.respond(Accept::new()).unwrap();
     assert!(!response.headers().contains_key("sec-websocket-extensions"));
     let client_negotiated = handshake.verify(&response, Bytes::new()).unwrap();
     assert!(client_negotiated.deflate().is_none() && server_negotiated.deflate().is_none());
     // and a response with permessage-deflate that was not offered fails the handshake
     let plain = ClientRequest::new("ws://h/").build(Key::random()).unwrap();
     let upgrade = Upgrade::from_request(plain.request()).unwrap();
-    let (mut response, _) = upgrade.accept(Accept::new()).unwrap();
+    let (mut response, _) = upgrade.respond(Accept::new()).unwrap();
     response
         .headers_mut()
         .insert("sec-websocket-extensions", "permessage-deflate".parse().unwrap());

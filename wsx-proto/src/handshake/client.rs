@@ -152,7 +152,7 @@ impl ClientRequest {
         *request.headers_mut() = headers;
         Ok(ClientHandshake {
             request,
-            accept: key.accept(),
+            accept: key.sec_websocket_accept(),
             subprotocols: self.subprotocols,
             extensions: offered,
             deflate: self.deflate,

@@ -193,7 +193,7 @@ pub fn write_request(request: &Request<()>, dst: &mut BytesMut) {
 }
 
 /// Writes a response head (status line, headers, empty line), e.g. the `101` of
-/// [`Upgrade::accept`](crate::Upgrade::accept).
+/// [`Upgrade::respond`](crate::Upgrade::respond).
 ///
 /// ```
 /// use bytes::BytesMut;

@@ -46,8 +46,8 @@ impl Key {
     }
 
     /// The `Sec-WebSocket-Accept` value a server must answer this key with.
-    pub fn accept(&self) -> String {
-        accept_key(self.to_string().as_bytes())
+    pub fn sec_websocket_accept(&self) -> String {
+        sec_websocket_accept(self.to_string().as_bytes())
     }
 }
 
@@ -67,13 +67,13 @@ impl std::fmt::Debug for Key {
 /// `base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))` (RFC 6455 §4.2.2).
 ///
 /// ```
-/// assert_eq!(wsx_proto::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(wsx_proto::sec_websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// ```
-pub fn accept_key(key: &[u8]) -> String {
+pub fn sec_websocket_accept(key: &[u8]) -> String {
     BASE64.encode(accept_digest(key))
 }
 
-/// The SHA-1 digest behind [`accept_key`], before base64.
+/// The SHA-1 digest behind [`sec_websocket_accept`], before base64.
 pub(crate) fn accept_digest(key: &[u8]) -> [u8; 20] {
     let mut sha1 = sha1_smol::Sha1::new();
     sha1.update(key);

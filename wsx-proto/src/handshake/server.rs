@@ -24,7 +24,7 @@ use crate::error::{HandshakeError, UsageError};
 /// assert_eq!(upgrade.origin(), Some("http://example.com"));
 /// let chosen = upgrade.choose_subprotocol(["superchat", "chat"]);
 /// assert_eq!(chosen, Some("chat")); // the client's preference wins
-/// let (response, negotiated) = upgrade.accept(Accept::new().subprotocol(chosen)).unwrap();
+/// let (response, negotiated) = upgrade.respond(Accept::new().subprotocol(chosen)).unwrap();
 /// assert_eq!(response.status(), 101);
 /// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// assert_eq!(negotiated.subprotocol(), Some("chat"));
@@ -161,7 +161,7 @@ impl Upgrade {
     ///
     /// Fails if `accept` selects a subprotocol or an extension the client did not offer: the
     /// RFC lets a server pick only among offers.
-    pub fn accept(&self, accept: Accept) -> Result<(Response<()>, Negotiated), UsageError> {
+    pub fn respond(&self, accept: Accept) -> Result<(Response<()>, Negotiated), UsageError> {
         if let Some(p) = &accept.subprotocol {
             if !self.subprotocols.contains(p) {
                 return Err(UsageError::SubprotocolNotOffered(p.clone()));

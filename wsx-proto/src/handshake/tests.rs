@@ -57,10 +57,13 @@ fn upgrade_status(request: http::Request<()>) -> Option<StatusCode> {
 
 #[test]
 fn rfc_sample_accept() {
-    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    assert_eq!(Key::from_bytes(*b"the sample nonce").accept(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(sec_websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        Key::from_bytes(*b"the sample nonce").sec_websocket_accept(),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
     // the seeds' other pair
-    assert_eq!(accept_key(b"x3JJHMbDL1EzLkh9GBhXDw=="), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+    assert_eq!(sec_websocket_accept(b"x3JJHMbDL1EzLkh9GBhXDw=="), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
 #[test]
@@ -101,7 +104,7 @@ fn rfc_sample_request_is_accepted() {
     assert_eq!(up.host(), "server.example.com");
     assert_eq!(up.origin(), Some("http://example.com"));
     assert_eq!(up.subprotocols(), ["chat", "superchat"]);
-    let (response, negotiated) = up.accept(Accept::new().subprotocol(Some("chat"))).unwrap();
+    let (response, negotiated) = up.respond(Accept::new().subprotocol(Some("chat"))).unwrap();
     let mut wire = BytesMut::new();
     write_response(&response, &mut wire);
     let text = String::from_utf8(wire.to_vec()).unwrap();
@@ -241,23 +244,23 @@ fn hooks_origin_subprotocol_extensions() {
     assert_eq!(up.choose_subprotocol(["superchat"]), Some("superchat"));
     assert_eq!(up.choose_subprotocol(["other"]), None);
     assert_eq!(
-        up.accept(Accept::new().subprotocol(Some("other"))).unwrap_err(),
+        up.respond(Accept::new().subprotocol(Some("other"))).unwrap_err(),
         UsageError::SubprotocolNotOffered("other".into())
     );
-    let (response, negotiated) = up.accept(Accept::new()).unwrap();
+    let (response, negotiated) = up.respond(Accept::new()).unwrap();
     assert!(!response.headers().contains_key("sec-websocket-protocol"), "none selected: no header");
     assert_eq!(negotiated.subprotocol(), None);
 
     let ext = Extension::parse_list("x-test; a=1").unwrap().remove(0);
     assert_eq!(
-        up.accept(Accept::new().extension(ext.clone())).unwrap_err(),
+        up.respond(Accept::new().extension(ext.clone())).unwrap_err(),
         UsageError::ExtensionNotOffered("x-test".into())
     );
     let offered =
         upgrade(&sample_with("Origin", Some("Sec-WebSocket-Extensions: x-test"))).unwrap();
     assert_eq!(offered.origin(), None);
     let (response, negotiated) = offered
-        .accept(
+        .respond(
             Accept::new()
                 .extension(ext)
                 .header(http::header::SET_COOKIE, http::HeaderValue::from_static("session=1")),
@@ -342,7 +345,7 @@ Sec-WebSocket-Protocol: binary, base64\r\n\r\n";
     assert_eq!(up.choose_subprotocol(["base64"]), Some("base64"));
 
     let other = SAMPLE.replace("dGhlIHNhbXBsZSBub25jZQ==", "x3JJHMbDL1EzLkh9GBhXDw==");
-    let (response, _) = upgrade(&other).unwrap().accept(Accept::new()).unwrap();
+    let (response, _) = upgrade(&other).unwrap().respond(Accept::new()).unwrap();
     assert_eq!(response.headers()["sec-websocket-accept"], "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
@@ -353,7 +356,7 @@ fn first_frame_in_the_same_read_is_kept() {
     wire.extend_from_slice(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']);
     let parsed = parse_request(&wire, &Limits::default()).unwrap().unwrap();
     let (_, negotiated) =
-        Upgrade::from_request(&parsed.value).unwrap().accept(Accept::new()).unwrap();
+        Upgrade::from_request(&parsed.value).unwrap().respond(Accept::new()).unwrap();
     let mut server = Connection::new(Role::Server, &negotiated, Config::default());
     server.receive(&wire[parsed.len..]);
     assert_eq!(server.next_message().unwrap(), Some(Message::text("hi")));
@@ -531,7 +534,7 @@ proptest! {
         prop_assert_eq!(up.subprotocols(), &protocols[..]);
         prop_assert_eq!(up.host(), "h.example:9000");
         let chosen = protocols.first().map(String::as_str);
-        let (response, _) = up.accept(Accept::new().subprotocol(chosen)).unwrap();
+        let (response, _) = up.respond(Accept::new().subprotocol(chosen)).unwrap();
         let mut answer = BytesMut::new();
         write_response(&response, &mut answer);
         let rcut = cut.min(answer.len() - 1);

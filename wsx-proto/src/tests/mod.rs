@@ -22,7 +22,11 @@ impl Pair {
     fn with_config(config: Config) -> Self {
         let negotiated = Negotiated::default();
         Self {
-            client: Connection::new(Role::Client, &negotiated, config.clone().rng_seed([1; 32])),
+            client: Connection::new(
+                Role::Client,
+                &negotiated,
+                config.clone().dangerous_rng_seed([1; 32]),
+            ),
             server: Connection::new(Role::Server, &negotiated, config),
         }
     }
@@ -69,7 +73,11 @@ fn server() -> Connection {
 }
 
 fn client() -> Connection {
-    Connection::new(Role::Client, &Negotiated::default(), Config::default().rng_seed([1; 32]))
+    Connection::new(
+        Role::Client,
+        &Negotiated::default(),
+        Config::default().dangerous_rng_seed([1; 32]),
+    )
 }
 
 fn transmitted(conn: &mut Connection) -> Vec<u8> {

@@ -175,5 +175,7 @@ fn wants_read_while_only_more_bytes_complete_a_message() {
     assert_eq!(pair.server.next_message(), Ok(None));
     assert!(pair.server.wants_read(), "the rest of the frame is needed");
     pair.server.receive(&wire[400 * 1024..]);
-    assert!(matches!(pair.server.next_message(), Ok(Some(Message::Binary(b))) if b.len() == 512 * 1024));
+    assert!(
+        matches!(pair.server.next_message(), Ok(Some(Message::Binary(b))) if b.len() == 512 * 1024)
+    );
 }

@@ -18,7 +18,7 @@ async fn answer(tcp: &mut tokio::net::TcpStream) {
             break parsed.value;
         }
     };
-    let (response, _) = Upgrade::from_request(&request).unwrap().accept(Accept::new()).unwrap();
+    let (response, _) = Upgrade::from_request(&request).unwrap().respond(Accept::new()).unwrap();
     let mut out = bytes::BytesMut::new();
     wsx_proto::write_response(&response, &mut out);
     tcp.write_all(&out).await.unwrap();

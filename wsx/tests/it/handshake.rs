@@ -162,3 +162,79 @@ async fn refusals_over_tcp() {
     let _ = within("431", tcp.read_to_end(&mut reply)).await;
     assert!(reply.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&reply));
 }
+
+/// The driver `wsx serve` uses: read the request, answer an upgrade here (with a header of the
+/// server's), hand anything else to an HTTP server with the bytes already read.
+#[tokio::test]
+async fn read_request_answers_upgrades_and_hands_the_rest_on_whole() {
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        let acceptor = Acceptor::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            let incoming = acceptor.read_request(tcp).await.unwrap();
+            if !incoming.is_upgrade() {
+                // What an HTTP server would read: the request again, then the rest.
+                let mut http = incoming.into_http();
+                let mut head = vec![0; 64];
+                let n = http.read(&mut head).await.unwrap();
+                let line = String::from_utf8_lossy(&head[..n]).lines().next().unwrap().to_string();
+                let body =
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{line}", line.len());
+                http.write_all(body.as_bytes()).await.unwrap();
+                continue;
+            }
+            let mut answer = incoming.decide(|_, _| Ok(Accept::new())).unwrap();
+            answer.headers_mut().insert("x-served-by", http::HeaderValue::from_static("driver"));
+            let ws = incoming.accept(answer).await.unwrap();
+            tokio::spawn(echo_ws(ws));
+        }
+    });
+    // A plain request is handed on whole.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    assert!(response.ends_with("GET /page HTTP/1.1"), "{response}");
+    // An upgrade is answered with the server's header, and its first frame (sent with the
+    // head, in one write) is not lost.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(&masked(0x81, b"early"));
+    tcp.write_all(&request).await.unwrap();
+    let mut buf = vec![0; 512];
+    let mut got = Vec::new();
+    while !got.windows(7).any(|w| w == b"\x81\x05early") {
+        let n = within("the 101 and the echo", tcp.read(&mut buf)).await.unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 101") && text.contains("x-served-by: driver"), "{text}");
+}
+
+/// A request that is not an upgrade is refused by `accept` with 426, and a malformed one with
+/// 400, through the same driver.
+#[tokio::test]
+async fn the_driver_refuses_what_is_not_an_upgrade() {
+    for (request, status) in [
+        (&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], "426"),
+        (&b"GET / HTTP/1.1\r\nHost x\r\n\r\n"[..], "400"),
+    ] {
+        let (listener, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            Acceptor::new().accept(tcp).await.map(|_| ())
+        });
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(request).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with(&format!("HTTP/1.1 {status}")), "{response}");
+        assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
+        assert!(matches!(server.await.unwrap(), Err(Error::Handshake(_))));
+    }
+}
