@@ -2,10 +2,15 @@
 //!
 //! Enforces the fragmentation rules (a continuation needs a message in progress; a new message
 //! may not start inside another), the message-size limit (checked at each frame header, before
-//! the frame's payload is buffered) and UTF-8 for text, as the bytes arrive.
+//! the frame's payload is buffered; for a compressed message, on what it inflates to, and on its
+//! compressed bytes against the compressed bound) and UTF-8 for text, as the bytes arrive.
+//!
+//! Memory follows the bytes that arrived, never the length a header claims: the message buffer
+//! grows geometrically as pieces come, capped by what the frame still announces.
 
 use bytes::{Bytes, BytesMut};
 
+use crate::config::Limits;
 use crate::deflate::codec::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::decode::Piece;
@@ -32,6 +37,9 @@ pub(crate) struct Assembler {
     inflater: Option<Box<Inflater>>,
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
+    /// Compressed bytes of the message in progress so far (bounded by
+    /// [`Limits::compressed_size`] of the message limit).
+    wire: u64,
 }
 
 impl Assembler {
@@ -43,7 +51,13 @@ impl Assembler {
             utf8: Utf8Validator::default(),
             inflater,
             compressed: false,
+            wire: 0,
         }
+    }
+
+    /// The capacity of the message buffer.
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Takes a piece of a data frame; returns the message it completes, if any.
@@ -65,6 +79,16 @@ impl Assembler {
             if header.opcode != OpCode::Continuation {
                 // The decoder lets RSV1 through only when permessage-deflate was agreed on.
                 self.compressed = header.rsv1;
+                self.wire = 0;
+            }
+            if self.compressed {
+                // Inflated bytes are checked as they come; the compressed ones here, so that
+                // frames that inflate to little cannot go on for ever.
+                self.wire += header.payload_len;
+                let max = Limits::compressed_size(self.max_message_size);
+                if self.wire > max as u64 {
+                    return Err(ProtocolError::MessageTooBig { size: self.wire, max });
+                }
             }
             // A compressed message's limit applies to its inflated size, checked as it inflates.
             let size = self.buf.len() as u64 + header.payload_len;
@@ -82,11 +106,6 @@ impl Assembler {
             return Ok(Some(finish(kind, piece.payload)?));
         }
 
-        if piece.first && !self.compressed {
-            // The rest of this frame comes here: room for all of it now (within the message
-            // limit, checked above), instead of growing by doubling and copying on the way.
-            self.buf.reserve(header.payload_len as usize);
-        }
         let start = self.buf.len();
         match (&mut self.inflater, self.compressed) {
             (Some(inflater), true) => {
@@ -95,7 +114,12 @@ impl Assembler {
                     inflater.finish(&mut self.buf, self.max_message_size)?;
                 }
             }
-            _ => self.buf.extend_from_slice(&piece.payload),
+            _ => {
+                // Announced but not yet arrived: what this frame still claims after this piece.
+                let announced = header.payload_len.saturating_sub(piece.payload.len() as u64);
+                grow(&mut self.buf, piece.payload.len(), announced);
+                self.buf.extend_from_slice(&piece.payload);
+            }
         }
         if kind == Kind::Text {
             self.utf8.feed(&self.buf[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -111,6 +135,24 @@ impl Assembler {
         finish(kind, self.buf.split().freeze()).map(Some)
     }
 }
+
+/// Makes room for `incoming` bytes: geometric growth (at least doubling, so a large message is
+/// copied O(1) times over), following the bytes that arrived, and never past what the frame
+/// still `announced` beyond them (which the limit already bounds). A peer that announces 16 MiB
+/// and sends 16 bytes costs 16 bytes of buffer, not 16 MiB.
+fn grow(buf: &mut BytesMut, incoming: usize, announced: u64) {
+    let needed = buf.len() + incoming;
+    if needed <= buf.capacity() {
+        return;
+    }
+    let announced = usize::try_from(announced).unwrap_or(usize::MAX);
+    let target = needed.max(buf.capacity().saturating_mul(2)).max(MIN_MESSAGE_BUFFER);
+    let target = target.min(needed.saturating_add(announced));
+    buf.reserve(target - buf.len());
+}
+
+/// The smallest message buffer allocated once a message spans pieces.
+const MIN_MESSAGE_BUFFER: usize = 4096;
 
 fn finish(kind: Kind, payload: Bytes) -> Result<Message, ProtocolError> {
     Ok(match kind {

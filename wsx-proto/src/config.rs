@@ -8,13 +8,16 @@ use crate::timers::Timeouts;
 ///
 /// ```
 /// use wsx_proto::Limits;
-/// let limits = Limits::default().max_message_size(1 << 20);
-/// assert_eq!(limits.message_size(), 1 << 20);
-/// assert_eq!(limits.frame_size(), 1 << 20); // a frame never exceeds its message
+/// let limits = Limits::default().max_message_size(64 << 20);
+/// assert_eq!(limits.message_size(), 64 << 20);
+/// assert_eq!(limits.frame_size(), 64 << 20); // the frame limit follows the message limit
+/// let limits = limits.max_frame_size(1 << 20);
+/// assert_eq!(limits.frame_size(), 1 << 20); // unless it is set on its own
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    max_frame_size: usize,
+    /// `None`: the same as the message limit.
+    max_frame_size: Option<usize>,
     max_message_size: usize,
     max_head_size: usize,
     max_headers: usize,
@@ -23,7 +26,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_frame_size: 16 << 20,
+            max_frame_size: None,
             max_message_size: 16 << 20,
             max_head_size: 8 << 10,
             max_headers: 64,
@@ -32,10 +35,12 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The largest frame payload accepted (default 16 MiB); larger frames fail the connection
-    /// with 1009 as soon as their header arrives.
+    /// The largest frame payload accepted (default: the message limit); larger frames fail
+    /// the connection with 1009 as soon as their header arrives. With permessage-deflate, a
+    /// compressed frame may exceed it by deflate's worst-case expansion
+    /// ([`compressed_size`](Self::compressed_size)): the limit is on what it inflates to.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.max_frame_size = bytes;
+        self.max_frame_size = Some(bytes);
         self
     }
 
@@ -59,9 +64,19 @@ impl Limits {
         self
     }
 
-    /// The effective frame limit: the smaller of the frame and message limits.
+    /// The effective frame limit: the frame limit if one was set, and never more than the
+    /// message limit.
     pub fn frame_size(&self) -> usize {
-        self.max_frame_size.min(self.max_message_size)
+        self.max_frame_size.map_or(self.max_message_size, |f| f.min(self.max_message_size))
+    }
+
+    /// What `size` bytes may take on the wire once compressed by any peer's deflate: an
+    /// incompressible input grows, by 5 bytes per 64 KiB stored block with zlib, and by up to
+    /// 1/8 with fixed Huffman codes. Compressed frames and messages are measured against this
+    /// bound of the frame and message limits; what they inflate to is measured against the
+    /// limits themselves.
+    pub fn compressed_size(size: usize) -> usize {
+        size.saturating_add(size / 8).saturating_add(1024)
     }
 
     /// The message limit.

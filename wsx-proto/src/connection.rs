@@ -169,6 +169,12 @@ impl Connection {
         self.close.received()
     }
 
+    /// Bytes of buffer the connection holds for what it received (undecoded bytes and the
+    /// message being assembled): what a peer can make it hold.
+    pub fn receive_buffer_capacity(&self) -> usize {
+        self.incoming.capacity() + self.assembler.buffer_capacity()
+    }
+
     /// Bytes queued for the network and not yet taken by [`next_transmit`](Self::next_transmit)
     /// or written ([`advance_transmit`](Self::advance_transmit)).
     pub fn pending_transmit(&self) -> usize {

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::mask::apply_mask_at;
 use super::{FrameHeader, OpCode};
+use crate::config::Limits;
 use crate::error::ProtocolError;
 use crate::Role;
 
@@ -44,12 +45,15 @@ pub(crate) struct FrameDecoder {
     role: Role,
     rsv1_allowed: bool,
     max_frame_size: usize,
+    /// The data message in progress is compressed (RSV1 on its first frame): its frames are
+    /// measured against the compressed bound of the frame limit.
+    compressed: bool,
     state: State,
 }
 
 impl FrameDecoder {
     pub(crate) fn new(role: Role, rsv1_allowed: bool, max_frame_size: usize) -> Self {
-        Self { role, rsv1_allowed, max_frame_size, state: State::Header }
+        Self { role, rsv1_allowed, max_frame_size, compressed: false, state: State::Header }
     }
 
     /// Takes the next piece from `src`; `Ok(None)` when `src` holds nothing more to hand on.
@@ -106,7 +110,7 @@ impl FrameDecoder {
         Ok(Some(piece))
     }
 
-    fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+    fn check(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
         match (self.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
@@ -117,11 +121,22 @@ impl FrameDecoder {
         if header.rsv1 && (!self.rsv1_allowed || !first_data_frame) {
             return Err(ProtocolError::ReservedBits);
         }
-        if header.payload_len > self.max_frame_size as u64 {
-            return Err(ProtocolError::FrameTooBig {
-                size: header.payload_len,
-                max: self.max_frame_size,
-            });
+        let compressed = match header.opcode {
+            OpCode::Text | OpCode::Binary => header.rsv1,
+            OpCode::Continuation => self.compressed,
+            _ => false,
+        };
+        // A compressed frame of a message within the limit may be a little larger than the
+        // message (incompressible data): its limit is on what it inflates to, checked then.
+        let max = match compressed {
+            true => Limits::compressed_size(self.max_frame_size),
+            false => self.max_frame_size,
+        };
+        if header.payload_len > max as u64 {
+            return Err(ProtocolError::FrameTooBig { size: header.payload_len, max });
+        }
+        if !header.opcode.is_control() {
+            self.compressed = compressed && !header.fin;
         }
         Ok(())
     }

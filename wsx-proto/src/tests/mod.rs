@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use crate::*;
 
+mod limits;
 mod timers;
 
 /// A client and a server `Connection` wired together in memory.

@@ -1,0 +1,170 @@
+//! Limits under hostile and careless peers: memory follows the bytes that arrived, the limits
+//! a user sets are on messages (compressed or not), and what a peer only announces costs
+//! nothing.
+
+use bytes::Bytes;
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::*;
+
+/// Random bytes: incompressible, so deflate makes them slightly larger.
+fn random(len: usize) -> Vec<u8> {
+    let mut rng = ChaCha12Rng::from_seed([9; 32]);
+    let mut out = vec![0; len];
+    rng.fill_bytes(&mut out);
+    out
+}
+
+/// A frame header as a client sends it (masked, key 0 so the payload reads as it is).
+fn client_header(first: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![first];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out
+}
+
+fn server(limits: Limits, negotiated: &Negotiated) -> Connection {
+    Connection::new(Role::Server, negotiated, Config::default().limits(limits))
+}
+
+/// A client and a server with permessage-deflate agreed, both with `limits`.
+fn deflate_pair(limits: Limits) -> (Connection, Connection) {
+    let config = DeflateConfig::default();
+    let handshake =
+        ClientRequest::new("ws://h/").deflate(Some(config)).build(Key::random()).unwrap();
+    let upgrade = Upgrade::from_request(handshake.request()).unwrap();
+    let (response, server_negotiated) =
+        upgrade.respond(Accept::new().deflate(Some(config))).unwrap();
+    let client_negotiated = handshake.verify(&response, Bytes::new()).unwrap();
+    let config = Config::default().limits(limits).dangerous_rng_seed([3; 32]);
+    (
+        Connection::new(Role::Client, &client_negotiated, config.clone()),
+        Connection::new(Role::Server, &server_negotiated, config),
+    )
+}
+
+fn send_all(from: &mut Connection, to: &mut Connection) -> usize {
+    let mut sent = 0;
+    while let Some(chunk) = from.next_transmit() {
+        sent += chunk.len();
+        to.receive(&chunk);
+    }
+    sent
+}
+
+#[test]
+fn memory_follows_bytes_received_not_the_announced_length() {
+    for announced in [16u64 << 20, 1 << 20, 200 << 10] {
+        let mut s = server(Limits::default(), &Negotiated::default());
+        let mut wire = client_header(0x82, announced);
+        wire.extend_from_slice(&[7; 16]);
+        s.receive(&wire);
+        assert_eq!(s.next_message(), Ok(None));
+        let held = s.receive_buffer_capacity();
+        assert!(held <= 64 << 10, "{announced} bytes announced, 16 sent: {held} bytes held");
+        // And it grows as the bytes come, up to the message, which then arrives whole.
+        let rest = vec![7; announced as usize - 16];
+        for chunk in rest.chunks(64 << 10) {
+            s.receive(chunk);
+            assert_eq!(
+                s.next_message().map(|m| m.is_some()),
+                Ok(chunk.as_ptr_range().end == rest.as_ptr_range().end)
+            );
+        }
+    }
+}
+
+#[test]
+fn many_tiny_fragments_cost_their_bytes_and_count_toward_the_limit() {
+    let limits = Limits::default().max_message_size(10_000);
+    let mut s = server(limits, &Negotiated::default());
+    let mut wire = client_header(0x02, 1);
+    wire.push(b'x');
+    s.receive(&wire);
+    for _ in 0..9_999 {
+        let mut fragment = client_header(0x00, 1);
+        fragment.push(b'x');
+        s.receive(&fragment);
+        assert_eq!(s.next_message(), Ok(None));
+    }
+    assert!(s.receive_buffer_capacity() <= 40_000, "{}", s.receive_buffer_capacity());
+    let mut one_more = client_header(0x80, 1);
+    one_more.push(b'x');
+    s.receive(&one_more);
+    assert!(matches!(s.next_message(), Err(ProtocolError::MessageTooBig { size: 10_001, .. })));
+}
+
+#[test]
+fn a_raised_message_limit_raises_the_frame_limit() {
+    let limits = Limits::default().max_message_size(64 << 20);
+    let mut s = server(limits, &Negotiated::default());
+    s.receive(&client_header(0x82, 20 << 20));
+    assert_eq!(s.next_message(), Ok(None), "a 20 MiB frame is within a 64 MiB message limit");
+    let mut s = server(limits.max_frame_size(1 << 20), &Negotiated::default());
+    s.receive(&client_header(0x82, 20 << 20));
+    assert!(matches!(s.next_message(), Err(ProtocolError::FrameTooBig { .. })), "set on its own");
+}
+
+#[test]
+fn random_messages_up_to_the_limit_pass_with_deflate() {
+    let limit = 1 << 20;
+    let (mut client, mut server) = deflate_pair(Limits::default().max_message_size(limit));
+    for len in [limit, limit - 1, limit / 2] {
+        let payload = random(len);
+        client.send(Message::binary(payload.clone())).unwrap();
+        let sent = send_all(&mut client, &mut server);
+        assert!(sent > len, "random bytes grow when deflated ({sent} for {len})");
+        assert_eq!(server.next_message(), Ok(Some(Message::binary(payload))));
+    }
+    // Fragmented too: the compressed frames of one message.
+    let payload = random(limit);
+    for (i, part) in payload.chunks(300_000).enumerate() {
+        let opcode = if i == 0 { OpCode::Binary } else { OpCode::Continuation };
+        let fin = (i + 1) * 300_000 >= limit;
+        client.send_fragment(opcode, Bytes::copy_from_slice(part), fin).unwrap();
+    }
+    send_all(&mut client, &mut server);
+    assert_eq!(server.next_message(), Ok(Some(Message::binary(payload))));
+    // One byte over the limit is still refused, on what it inflates to.
+    client.send(Message::binary(random(limit + 1))).unwrap();
+    send_all(&mut client, &mut server);
+    assert!(matches!(server.next_message(), Err(ProtocolError::MessageTooBig { .. })));
+}
+
+#[test]
+fn compressed_bytes_that_inflate_to_nothing_are_bounded() {
+    let limits = Limits::default().max_message_size(1024);
+    let (_, mut server) = deflate_pair(limits);
+    // Empty stored deflate blocks: 5 bytes each, no output.
+    let empty_blocks: Vec<u8> = [0x00, 0x00, 0x00, 0xff, 0xff].repeat(100);
+    let mut first = client_header(0xc2, empty_blocks.len() as u64); // RSV1, binary, not FIN
+    first[0] = 0x42;
+    first.extend_from_slice(&empty_blocks);
+    server.receive(&first);
+    let mut result = server.next_message();
+    for _ in 0..10 {
+        if result.is_err() {
+            break;
+        }
+        let mut more = client_header(0x00, empty_blocks.len() as u64);
+        more.extend_from_slice(&empty_blocks);
+        server.receive(&more);
+        result = server.next_message();
+    }
+    let max = Limits::compressed_size(1024);
+    assert!(
+        matches!(result, Err(ProtocolError::MessageTooBig { max: m, .. }) if m == max),
+        "{result:?}"
+    );
+}
