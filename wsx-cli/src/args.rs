@@ -146,7 +146,7 @@ pub(crate) struct ServeArgs {
     /// CIDR network, repeatable; e.g. 127.0.0.1 for nginx on the same host): logs and the
     /// per-client limit then use the client's address, the Origin check the forwarded host.
     #[arg(long = "trust-proxy", value_name = "ADDR[/BITS]")]
-    pub(crate) trust_proxy: Vec<crate::serve::Network>,
+    pub(crate) trust_proxy: Vec<crate::net::Network>,
     /// Most WebSocket connections from one client address (see --trust-proxy); 0: no limit.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) max_per_client: usize,

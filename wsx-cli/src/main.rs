@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod connect;
+mod net;
 mod serve;
 
 use std::process::ExitCode;

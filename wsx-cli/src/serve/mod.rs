@@ -32,7 +32,6 @@ use wsx::{Accept, Acceptor, Config, HandshakeError, Limits, Upgrade};
 
 use self::broker::Broker;
 use self::metrics::{BrokerStats, Metrics, Refusal};
-pub(crate) use self::proxy::Network;
 use self::rooms::{Membership, Rooms};
 use self::session::Session;
 use self::stop::Stop;
