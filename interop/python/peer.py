@@ -8,6 +8,7 @@
       per check; exits 1 if any failed.
 """
 import asyncio
+import os
 import ssl
 import sys
 
@@ -94,6 +95,12 @@ async def run_client(url, args):
             await ws.send(data)
             got_b = await ws.recv()
             check(f"echo {size} B text and binary", got == text and got_b == data)
+        # Random bytes do not compress: deflated, a message at wsx serve's default limit
+        # (16 MiB) is larger than the limit on the wire, and must still pass.
+        for size in (16 << 20, (16 << 20) - 1):
+            data = os.urandom(size)
+            await ws.send(data)
+            check(f"echo {size} B of random bytes", await ws.recv() == data)
         await ws.send(["Hel", "lo, ", "fragments"])
         check("fragmented message", await ws.recv() == "Hello, fragments")
         pong = await ws.ping(b"ping-payload")
