@@ -8,14 +8,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Response;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::http::serve_http;
+use super::proxy;
+use super::reply::{with_node, X_WSX_NODE};
+use super::route::{route, Route};
 use super::session::{Session, Stream};
-use super::{admitted, decide, places, proxy, refused, route, serve_http};
-use super::{Route, State, X_WSX_NODE};
+use super::state::State;
+use super::upgrade::{admitted, decide, places, refused};
 
 /// Serves one connection until it ends, or the server stops.
 pub(super) async fn serve<S: Stream>(
@@ -73,7 +75,7 @@ async fn open<S: Stream>(
     let places = match places(state, client) {
         Ok(places) => places,
         Err(refusal) => {
-            incoming.refuse_with(with_node(*refusal, state)).await;
+            incoming.refuse_with(with_node(*refusal, &state.node)).await;
             return None;
         }
     };
@@ -83,7 +85,7 @@ async fn open<S: Stream>(
     let mut answer = match answer {
         Ok(answer) => answer,
         Err(error) => {
-            incoming.refuse_with(with_node(refused(state, client, &error), state)).await;
+            incoming.refuse_with(with_node(refused(state, client, &error), &state.node)).await;
             return None;
         }
     };
@@ -96,10 +98,4 @@ async fn open<S: Stream>(
             None
         }
     }
-}
-
-/// A refusal names the node that answered.
-fn with_node(mut response: Response<Bytes>, state: &State) -> Response<Bytes> {
-    response.headers_mut().insert(X_WSX_NODE, state.node.clone());
-    response
 }

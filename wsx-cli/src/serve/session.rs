@@ -10,7 +10,7 @@ use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
 
 use super::rooms::Membership;
-use super::{Places, State};
+use super::state::{Places, State};
 
 type Ws<S> = WebSocket<S>;
 

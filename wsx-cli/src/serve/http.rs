@@ -1,0 +1,198 @@
+//! The hyper HTTP/1.1 service of `wsx serve`: what is not a WebSocket upgrade coming first on
+//! its connection. It serves the chat page, `/healthz` and `/metrics`, refuses what it cannot
+//! route, and also takes upgrades that come later on a kept-alive connection ([`upgrade_to`]).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tracing::debug;
+use wsx::HandshakeError;
+
+use super::metrics::{BrokerStats, Refusal};
+use super::proxy;
+use super::reply::{refusal, text, with_node};
+use super::route::{route, Route};
+use super::session::Session;
+use super::state::State;
+use super::upgrade::{admitted, decide, places, refused};
+
+/// The chat page: HTML, CSS and JS in one file, embedded in the binary.
+const PAGE: &str = include_str!("page.html");
+
+type Body = Full<Bytes>;
+
+/// Serves HTTP/1.1 on one connection until it ends, is upgraded, or the server stops (what is
+/// not a WebSocket upgrade coming first on its connection).
+pub(super) async fn serve_http<S>(
+    io: S,
+    peer: SocketAddr,
+    state: Arc<State>,
+    alive: mpsc::Sender<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let (state, alive) = (state.clone(), alive.clone());
+        service_fn(move |request| handle(request, peer, state.clone(), alive.clone()))
+    };
+    let limits = state.acceptor.config_ref().limits_ref();
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.args.handshake_timeout)
+        // The same head limits as wsx-proto's parser (431 beyond them); hyper's minimum is 8 KiB.
+        .max_buf_size(limits.head_size().max(8192))
+        .max_headers(limits.headers())
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                debug!(%peer, "HTTP connection ended: {e}");
+            }
+        }
+        () = state.shutdown.stopped() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+        }
+    }
+    drop(alive);
+}
+
+async fn handle(
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    state: Arc<State>,
+    alive: mpsc::Sender<()>,
+) -> Result<Response<Body>, Infallible> {
+    let upgrade = wsx::hyper::is_upgrade_request(&request);
+    let path = request.uri().path().to_string();
+    let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
+    let response = match (route(&path), upgrade) {
+        (Route::Echo, true) => upgrade_to(&mut request, peer, client, None, &state, alive).await,
+        (Route::Chat(room), true) => {
+            upgrade_to(&mut request, peer, client, Some(room), &state, alive).await
+        }
+        (Route::Echo | Route::Chat(_), false) => refusal(&HandshakeError::NotUpgrade),
+        (Route::Page, false) => page(),
+        (Route::Favicon, _) => no_content(),
+        (Route::Health, _) => health(&state),
+        (Route::Metrics, _) => metrics(&state),
+        (_, upgrade) => not_found(&state, &path, upgrade),
+    };
+    // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
+    Ok(with_node(response, &state.node).map(Full::new))
+}
+
+/// `/`: the chat page.
+fn page() -> Response<Bytes> {
+    let mut page = text(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+    page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    page
+}
+
+/// `/favicon.ico`: none.
+fn no_content() -> Response<Bytes> {
+    let mut none = Response::new(Bytes::new());
+    *none.status_mut() = StatusCode::NO_CONTENT;
+    none
+}
+
+/// `/metrics`: the Prometheus exposition.
+fn metrics(state: &State) -> Response<Bytes> {
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state.metrics.render(state.rooms.count(), broker_stats(state)),
+    )
+}
+
+/// Any other path (counted as a refused handshake when it asked for an upgrade).
+fn not_found(state: &State, path: &str, upgrade: bool) -> Response<Bytes> {
+    if upgrade {
+        state.metrics.refused(Refusal::NotFound);
+    }
+    let reason = format!("no WebSocket endpoint at {path}: use /echo or /chat/ROOM\n");
+    text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", reason)
+}
+
+fn broker_stats(state: &State) -> Option<BrokerStats> {
+    state.rooms.broker().map(|b| BrokerStats {
+        up: b.is_up(),
+        outages: b.outages(),
+        undelivered: b.undelivered(),
+    })
+}
+
+/// `/healthz`: 200 when serving (`degraded` while Redis is unreachable: echo and open
+/// connections still work), 503 while shutting down; a JSON object naming the node.
+fn health(state: &State) -> Response<Bytes> {
+    let stopping = state.shutdown.is_stopping();
+    let (broker, broker_up) = match state.rooms.broker() {
+        None => ("memory", true),
+        Some(b) => ("redis", b.is_up()),
+    };
+    let (status, code) = match (stopping, broker_up) {
+        (true, _) => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
+        (false, false) => ("degraded", StatusCode::OK),
+        (false, true) => ("ok", StatusCode::OK),
+    };
+    let node = state.node.to_str().unwrap_or_default().replace(['"', '\\'], "_");
+    let body = format!(
+        "{{\"status\":\"{status}\",\"node\":\"{node}\",\"broker\":\"{broker}\",\
+         \"broker_up\":{broker_up},\"connections\":{open},\"rooms\":{rooms}}}\n",
+        open = state.metrics.open(),
+        rooms = state.rooms.count(),
+    );
+    let mut response = text(code, "application/json", body);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An upgrade that hyper read (one that did not come first on its connection).
+async fn upgrade_to(
+    request: &mut Request<Incoming>,
+    peer: SocketAddr,
+    client: IpAddr,
+    room: Option<String>,
+    state: &Arc<State>,
+    alive: mpsc::Sender<()>,
+) -> Response<Bytes> {
+    let places = match places(state, client) {
+        Ok(places) => places,
+        Err(refusal) => return *refusal,
+    };
+    let chat = room.is_some();
+    let config = state.acceptor.config_ref().clone();
+    let upgraded = wsx::hyper::upgrade(request, config, |head, upgrade| {
+        decide(state, peer.ip(), chat, head, upgrade)
+    });
+    match upgraded {
+        Ok((response, websocket)) => {
+            let path = request.uri().path().to_string();
+            let member = admitted(state, room).await;
+            let state = state.clone();
+            tokio::spawn(async move {
+                match websocket.await {
+                    Ok(ws) => {
+                        Session { ws, client, path, member, _places: places }.run(&state).await
+                    }
+                    Err(e) => debug!(%client, "upgrade failed: {e}"),
+                }
+                drop(alive);
+            });
+            response
+        }
+        Err(error) => refused(state, client, &error),
+    }
+}

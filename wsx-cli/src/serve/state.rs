@@ -1,0 +1,102 @@
+//! What every connection of `wsx serve` shares ([`State`]), and the places an open WebSocket
+//! holds under `--max-connections` and `--max-per-client` ([`Places`]).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::HeaderValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wsx::{Acceptor, Config, Limits};
+
+use super::metrics::Metrics;
+use super::rooms::Rooms;
+use super::stop::Stop;
+use crate::args::ServeArgs;
+
+/// What every connection shares.
+pub(super) struct State {
+    pub(super) args: ServeArgs,
+    /// The library's handshake driver, with the connections' configuration.
+    pub(super) acceptor: Acceptor,
+    pub(super) metrics: Metrics,
+    pub(super) rooms: Arc<Rooms>,
+    pub(super) connections: Arc<Semaphore>,
+    /// WebSocket connections open per client address (only with --max-per-client).
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// This node's name (X-Wsx-Node, /healthz).
+    pub(super) node: HeaderValue,
+    pub(super) shutdown: Stop,
+}
+
+impl State {
+    /// The state of a server configured by `args`, named `node`, with `rooms`.
+    pub(super) fn new(args: ServeArgs, node: HeaderValue, rooms: Arc<Rooms>) -> Self {
+        Self {
+            acceptor: Acceptor::new().config(connection_config(&args)),
+            metrics: Metrics::default(),
+            rooms,
+            connections: Arc::new(Semaphore::new(args.max_connections)),
+            per_client: Mutex::default(),
+            node,
+            shutdown: Stop::default(),
+            args,
+        }
+    }
+
+    /// Takes a place for `client` under --max-per-client (`None`: no limit); `Err` when it
+    /// has all its places.
+    pub(super) fn client_slot(self: &Arc<Self>, client: IpAddr) -> Result<Option<ClientSlot>, ()> {
+        let limit = self.args.max_per_client;
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut open = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(client).or_default();
+        if *n >= limit {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(ClientSlot { state: self.clone(), client }))
+    }
+}
+
+/// The configuration of every WebSocket connection, from the command line.
+fn connection_config(args: &ServeArgs) -> Config {
+    let limits = Limits::default().max_message_size(args.max_message_size);
+    let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+    Config::default()
+        .limits(limits)
+        .handshake_timeout(args.handshake_timeout)
+        .keepalive(nonzero(args.keepalive))
+        .idle_timeout(nonzero(args.idle_timeout))
+        // No context takeover by default: compression state is freed after each message, so an
+        // idle connection costs a few KB, not ~350 KB (see scripts/measure.sh).
+        .deflate(
+            (!args.no_deflate)
+                .then(|| wsx::DeflateConfig::default().no_context_takeover(!args.deflate_takeover)),
+        )
+}
+
+/// One client's place under --max-per-client; given back when dropped.
+pub(super) struct ClientSlot {
+    state: Arc<State>,
+    client: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.state.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// What an open WebSocket holds until it ends: a place under --max-connections and one under
+/// --max-per-client.
+pub(super) type Places = (OwnedSemaphorePermit, Option<ClientSlot>);

@@ -1,0 +1,105 @@
+//! The upgrade policy of `wsx serve`, shared by both upgrade paths (`conn.rs`, `http.rs`):
+//! whether there is room for one more WebSocket ([`places`]), what to answer a valid upgrade
+//! ([`decide`]: Origin, subprotocol, permessage-deflate), and the bookkeeping of a refused
+//! ([`refused`]) or accepted ([`admitted`]) handshake.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tracing::debug;
+use wsx::{Accept, HandshakeError, Upgrade};
+
+use super::metrics::Refusal;
+use super::proxy;
+use super::reply::{refusal, text};
+use super::rooms::Membership;
+use super::state::{Places, State};
+
+/// The places for one more WebSocket from `client`, or the refusal to send (503 while stopping
+/// or full, 429 over --max-per-client).
+pub(super) fn places(state: &Arc<State>, client: IpAddr) -> Result<Places, Box<Response<Bytes>>> {
+    if state.shutdown.is_stopping() {
+        state.metrics.refused(Refusal::ShuttingDown);
+        let reason = "shutting down\n";
+        return Err(Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            reason,
+        )));
+    }
+    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
+        state.metrics.refused(Refusal::Capacity);
+        let reason = format!("server full: {} connections open\n", state.args.max_connections);
+        return Err(Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            reason,
+        )));
+    };
+    let Ok(slot) = state.client_slot(client) else {
+        state.metrics.refused(Refusal::ClientLimit);
+        let limit = state.args.max_per_client;
+        let reason = format!("too many connections from {client}: at most {limit} at once\n");
+        let mut response = text(StatusCode::TOO_MANY_REQUESTS, "text/plain; charset=utf-8", reason);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return Err(Box::new(response));
+    };
+    Ok((permit, slot))
+}
+
+/// Answers a valid upgrade from `peer`: the Origin check, the subprotocol (`chat` or
+/// `superchat` in rooms), permessage-deflate as configured.
+pub(super) fn decide(
+    state: &State,
+    peer: IpAddr,
+    chat: bool,
+    request: &Request<()>,
+    upgrade: &Upgrade,
+) -> Result<Accept, HandshakeError> {
+    let forwarded = proxy::forwarded_host(peer, request.headers(), &state.args.trust_proxy);
+    let host = forwarded.unwrap_or(upgrade.host());
+    if !origin_allowed(upgrade, host, &state.args.allow_origin) {
+        return Err(upgrade.reject_origin());
+    }
+    let supported: &[&str] = if chat { &["chat", "superchat"] } else { &[] };
+    Ok(Accept::new()
+        .subprotocol(upgrade.choose_subprotocol(supported.iter().copied()))
+        .deflate(state.acceptor.config_ref().deflate_config()))
+}
+
+/// Whether `upgrade`'s Origin may connect: none, the same as the host the client asked for
+/// (Host, or X-Forwarded-Host from a trusted proxy), or an allowed one (protection against
+/// cross-site WebSocket hijacking).
+fn origin_allowed(upgrade: &Upgrade, host: &str, allowed: &[String]) -> bool {
+    let Some(origin) = upgrade.origin() else { return true };
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    match origin.parse::<http::Uri>() {
+        Ok(uri) => uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(host)),
+        Err(_) => false,
+    }
+}
+
+/// Counts a refused handshake; its response.
+pub(super) fn refused(state: &State, client: IpAddr, error: &HandshakeError) -> Response<Bytes> {
+    state.metrics.refused(match error {
+        HandshakeError::OriginRejected(_) => Refusal::Origin,
+        HandshakeError::UnsupportedVersion(_) => Refusal::Version,
+        _ => Refusal::BadRequest,
+    });
+    debug!(%client, "handshake refused: {error}");
+    refusal(error)
+}
+
+/// Counts an accepted handshake and joins its room, before the 101 goes out: once its
+/// handshake is complete, a member receives every message sent to the room (with a broker:
+/// once this node is subscribed).
+pub(super) async fn admitted(state: &State, room: Option<String>) -> Option<Membership> {
+    state.metrics.accepted();
+    let mut member = state.rooms.join(&room?);
+    member.ready().await;
+    Some(member)
+}
