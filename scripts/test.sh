@@ -29,6 +29,12 @@ cargo test --workspace --all-features
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
+step "public API unchanged (docs/public-api; scripts/public-api.sh --bless after a deliberate change)"
+scripts/public-api.sh
+
+step "wsx without default features (no rustls): same types, lints clean"
+cargo clippy -p wsx --no-default-features -- -D warnings
+
 step "benches compile (criterion, and the peer servers of bench/run.py; no timing in CI)"
 cargo bench --workspace --all-features --no-run --quiet
 cargo build --quiet --manifest-path bench/servers/Cargo.toml
