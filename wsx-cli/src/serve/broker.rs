@@ -1,4 +1,5 @@
-//! The Redis broker behind `wsx serve --redis`: chat rooms that span several nodes.
+//! The Redis broker behind `wsx serve --redis`: the [`Bus`] that makes chat rooms span several
+//! nodes.
 //!
 //! - One Redis connection per node, a `redis::aio::ConnectionManager` speaking RESP3, carries
 //!   the PUBLISHes and the node's subscriptions (one channel per room with members here).
@@ -22,7 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 use wsx::Message;
 
-use super::rooms::{Rooms, Undelivered};
+use super::bus::{Bus, Local, Publishing, Undelivered};
 
 /// How often a healthy connection is checked with PING.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,12 +39,12 @@ enum Command {
     Unsubscribe(String),
 }
 
-/// A node's link to Redis. Cheap to share; the work happens in two tasks ([`Broker::start`]).
+/// A node's link to Redis. Cheap to share; the work happens in two tasks ([`Bus::start`]).
 #[derive(Debug)]
 pub(crate) struct Broker {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
-    /// Taken by [`Broker::start`].
+    /// Taken by [`Bus::start`].
     start: Mutex<Option<(redis::Client, mpsc::UnboundedReceiver<Command>)>>,
 }
 
@@ -62,7 +63,7 @@ struct Inner {
 
 impl Broker {
     /// A broker for the Redis at `url` (`redis://HOST:PORT[/DB]`); nothing connects before
-    /// [`Broker::start`]. Channels are named `prefix` + room.
+    /// [`Bus::start`]. Channels are named `prefix` + room.
     pub(crate) fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let info = url.into_connection_info().map_err(|e| {
             anyhow::anyhow!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT[/DB]")
@@ -85,44 +86,9 @@ impl Broker {
         })
     }
 
-    /// Starts the supervisor (connects, subscribes, checks health, reconnects) and the reader
-    /// of the subscription's messages, which delivers them to `rooms`.
-    pub(crate) fn start(&self, rooms: Weak<Rooms>) {
-        let Some((client, commands)) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take()
-        else {
-            return;
-        };
-        let (pushes, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(read_pushes(self.inner.clone(), rooms.clone(), receiver));
-        tokio::spawn(supervise(self.inner.clone(), rooms, client, commands, pushes));
-    }
-
-    /// Whether Redis is reachable and this node's subscriptions are in place.
-    pub(crate) fn is_up(&self) -> bool {
-        self.inner.up.load(Relaxed)
-    }
-
-    /// Times the broker went from up to down.
-    pub(crate) fn outages(&self) -> u64 {
-        self.inner.outages.load(Relaxed)
-    }
-
-    /// Room messages refused because the broker was down.
-    pub(crate) fn undelivered(&self) -> u64 {
-        self.inner.undelivered.load(Relaxed)
-    }
-
-    pub(crate) fn subscribe(&self, room: &str) {
-        let _ = self.commands.send(Command::Subscribe(room.to_string()));
-    }
-
-    pub(crate) fn unsubscribe(&self, room: &str) {
-        let _ = self.commands.send(Command::Unsubscribe(room.to_string()));
-    }
-
     /// PUBLISHes `message` to `room`'s channel; it reaches the members (the sender included)
     /// when it comes back through the subscriptions.
-    pub(crate) async fn publish(&self, room: &str, message: &Message) -> Result<(), Undelivered> {
+    async fn publish_now(&self, room: &str, message: &Message) -> Result<(), Undelivered> {
         let manager = self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (true, Some(mut manager)) = (self.is_up(), manager) else {
             self.inner.undelivered.fetch_add(1, Relaxed);
@@ -140,6 +106,49 @@ impl Broker {
                 Err(Undelivered::BrokerDown)
             }
         }
+    }
+}
+
+impl Bus for Broker {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    /// Starts the supervisor (connects, subscribes, checks health, reconnects) and the reader
+    /// of the subscription's messages, which delivers them to `rooms`.
+    fn start(&self, rooms: Weak<dyn Local>) {
+        let Some((client, commands)) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take()
+        else {
+            return;
+        };
+        let (pushes, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(read_pushes(self.inner.clone(), rooms.clone(), receiver));
+        let supervisor = Supervisor::new(self.inner.clone(), rooms, client, commands, pushes);
+        tokio::spawn(supervisor.run());
+    }
+
+    fn is_up(&self) -> bool {
+        self.inner.up.load(Relaxed)
+    }
+
+    fn outages(&self) -> u64 {
+        self.inner.outages.load(Relaxed)
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.inner.undelivered.load(Relaxed)
+    }
+
+    fn subscribe(&self, room: &str) {
+        let _ = self.commands.send(Command::Subscribe(room.to_string()));
+    }
+
+    fn unsubscribe(&self, room: &str) {
+        let _ = self.commands.send(Command::Unsubscribe(room.to_string()));
+    }
+
+    fn publish<'a>(&'a self, room: &'a str, message: &'a Message) -> Publishing<'a> {
+        Box::pin(self.publish_now(room, message))
     }
 }
 
@@ -190,112 +199,168 @@ fn decode(bytes: Vec<u8>) -> Option<Message> {
 }
 
 /// Keeps the node connected and subscribed; the only task that changes subscriptions.
-async fn supervise(
+struct Supervisor {
     inner: Arc<Inner>,
-    weak_rooms: Weak<Rooms>,
+    rooms: Weak<dyn Local>,
     client: redis::Client,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Where the connection sends what the subscriptions bring (to [`read_pushes`]).
     pushes: mpsc::UnboundedSender<redis::PushInfo>,
-) {
-    let mut delay = BACKOFF.0;
-    let mut manager: Option<ConnectionManager> = None;
-    let mut logged_failure = false;
-    // An interval, not a sleep per turn: a stream of joins and leaves must not starve the check.
-    let mut health = tokio::time::interval(HEALTH_INTERVAL);
-    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let Some(rooms) = weak_rooms.upgrade() else { return };
-        if !inner.up.load(Relaxed) {
-            // Connect (the first time), check, resubscribe every room with members here.
-            let recovered = async {
-                if manager.is_none() {
-                    let config = ConnectionManagerConfig::new()
-                        .set_push_sender(pushes.clone())
-                        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-                        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                        // The manager retries once; this loop is the long-term backoff.
-                        .set_number_of_retries(1);
-                    let made = client.get_connection_manager_with_config(config).await?;
-                    *inner.manager.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
-                    manager = Some(made);
-                }
-                let manager = manager.as_mut().expect("made above");
-                redis::cmd("PING").query_async::<Value>(&mut *manager).await?;
-                let names = rooms.names();
-                if !names.is_empty() {
-                    let channels: Vec<String> =
-                        names.iter().map(|n| format!("{}{n}", inner.prefix)).collect();
-                    manager.subscribe(channels).await?;
-                }
-                Ok::<_, redis::RedisError>(names)
+    /// Made at the first successful connect; it reconnects by itself after that.
+    manager: Option<ConnectionManager>,
+    /// The wait before the next attempt to recover.
+    delay: Duration,
+    /// Whether the current outage has been logged as a warning.
+    logged_failure: bool,
+    /// An interval, not a sleep per turn: a stream of joins and leaves must not starve the
+    /// check.
+    health: tokio::time::Interval,
+}
+
+impl Supervisor {
+    fn new(
+        inner: Arc<Inner>,
+        rooms: Weak<dyn Local>,
+        client: redis::Client,
+        commands: mpsc::UnboundedReceiver<Command>,
+        pushes: mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> Self {
+        let mut health = tokio::time::interval(HEALTH_INTERVAL);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (manager, delay, logged_failure) = (None, BACKOFF.0, false);
+        Self { inner, rooms, client, commands, pushes, manager, delay, logged_failure, health }
+    }
+
+    /// Recovers while the broker is down, and carries out requests and health checks while it
+    /// is up, until the rooms are gone or nobody can send requests any more.
+    async fn run(mut self) {
+        loop {
+            let Some(rooms) = self.rooms.upgrade() else { return };
+            if self.inner.up.load(Relaxed) {
+                // Not held while waiting: the rooms may go away meanwhile.
+                drop(rooms);
+            } else if !self.recover(rooms).await {
+                continue;
+            }
+            let Some(manager) = self.manager.as_mut() else { continue };
+            let result = tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => return,
+                    Some(command) => apply(&self.inner, &self.rooms, manager, command).await,
+                },
+                _ = self.health.tick() => ping(manager).await,
+                // Only a wake-up: `went_down` has already marked the broker down.
+                () = self.inner.lost.notified() => Ok(()),
             };
-            match tokio::time::timeout(RESPONSE_TIMEOUT * 2, recovered).await {
-                Ok(Ok(names)) => {
-                    rooms.mark_subscribed(names.iter().map(String::as_str));
-                    inner.up.store(true, Relaxed);
-                    info!(rooms = names.len(), "Redis reachable: rooms shared through it");
-                    delay = BACKOFF.0;
-                    logged_failure = false;
-                }
-                failed => {
-                    let why = failed
-                        .map_or_else(|_| "timed out".to_string(), |e| e.unwrap_err().to_string());
-                    if !logged_failure {
-                        warn!(
-                            "cannot reach Redis ({why}); retrying with backoff up to {:?}",
-                            BACKOFF.1
-                        );
-                        logged_failure = true;
-                    } else {
-                        debug!("Redis still unreachable: {why}");
-                    }
-                    drop(rooms);
-                    // Requests that arrive meanwhile are covered by the resubscription.
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(BACKOFF.1);
-                    while commands.try_recv().is_ok() {}
-                    continue;
-                }
+            if let Err(why) = result {
+                self.inner.went_down(&why);
             }
         }
-        drop(rooms);
-        let Some(manager) = manager.as_mut() else { continue };
-        let result = tokio::select! {
-            command = commands.recv() => match command {
-                None => return,
-                Some(command) => {
-                    let channel = |room: &str| format!("{}{room}", inner.prefix);
-                    let done = match &command {
-                        Command::Subscribe(room) => manager.subscribe(channel(room)).await,
-                        Command::Unsubscribe(room) => manager.unsubscribe(channel(room)).await,
-                    };
-                    debug!(?command, ?done, "subscription change");
-                    if let (Ok(()), Command::Subscribe(room), Some(rooms)) = (&done, &command, weak_rooms.upgrade()) {
-                        rooms.mark_subscribed([room.as_str()]);
-                    }
-                    done.map_err(|e| e.to_string())
-                }
-            },
-            _ = health.tick() => {
-                match tokio::time::timeout(RESPONSE_TIMEOUT, redis::cmd("PING").query_async::<Value>(manager)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("PING timed out".to_string()),
-                }
+    }
+
+    /// One attempt to connect, check and resubscribe: `true` when the broker is up again;
+    /// else, after the backoff delay, `false`. Holds `rooms` only while it works, never while
+    /// it waits.
+    async fn recover(&mut self, rooms: Arc<dyn Local>) -> bool {
+        match tokio::time::timeout(RESPONSE_TIMEOUT * 2, self.resubscribe(&*rooms)).await {
+            Ok(Ok(names)) => {
+                rooms.mark_subscribed(&names);
+                self.inner.up.store(true, Relaxed);
+                info!(rooms = names.len(), "Redis reachable: rooms shared through it");
+                self.delay = BACKOFF.0;
+                self.logged_failure = false;
+                true
             }
-            // Only a wake-up: `went_down` has already marked the broker down.
-            () = inner.lost.notified() => Ok(()),
-        };
-        if let Err(why) = result {
-            inner.went_down(&why);
+            failed => {
+                drop(rooms);
+                let why =
+                    failed.map_or_else(|_| "timed out".to_string(), |e| e.unwrap_err().to_string());
+                self.back_off(&why).await;
+                false
+            }
         }
+    }
+
+    /// Connects (the first time), checks with PING, subscribes to every room with members
+    /// here; the rooms subscribed to.
+    async fn resubscribe(&mut self, rooms: &dyn Local) -> Result<Vec<String>, redis::RedisError> {
+        let inner = self.inner.clone();
+        let manager = self.connect().await?;
+        redis::cmd("PING").query_async::<Value>(&mut *manager).await?;
+        let names = rooms.names();
+        if !names.is_empty() {
+            let channels: Vec<String> =
+                names.iter().map(|n| format!("{}{n}", inner.prefix)).collect();
+            manager.subscribe(channels).await?;
+        }
+        Ok(names)
+    }
+
+    /// The connection, made the first time.
+    async fn connect(&mut self) -> Result<&mut ConnectionManager, redis::RedisError> {
+        if self.manager.is_none() {
+            let config = ConnectionManagerConfig::new()
+                .set_push_sender(self.pushes.clone())
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                // The manager retries once; the supervisor's loop is the long-term backoff.
+                .set_number_of_retries(1);
+            let made = self.client.get_connection_manager_with_config(config).await?;
+            *self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+            self.manager = Some(made);
+        }
+        Ok(self.manager.as_mut().expect("made above"))
+    }
+
+    /// Logs a failed recovery (a warning for the first of an outage), waits, and doubles the
+    /// next wait.
+    async fn back_off(&mut self, why: &str) {
+        if !self.logged_failure {
+            warn!("cannot reach Redis ({why}); retrying with backoff up to {:?}", BACKOFF.1);
+            self.logged_failure = true;
+        } else {
+            debug!("Redis still unreachable: {why}");
+        }
+        // Requests that arrive meanwhile are covered by the resubscription.
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(BACKOFF.1);
+        while self.commands.try_recv().is_ok() {}
+    }
+}
+
+/// Carries out one subscription request.
+async fn apply(
+    inner: &Inner,
+    rooms: &Weak<dyn Local>,
+    manager: &mut ConnectionManager,
+    command: Command,
+) -> Result<(), String> {
+    let channel = |room: &str| format!("{}{room}", inner.prefix);
+    let done = match &command {
+        Command::Subscribe(room) => manager.subscribe(channel(room)).await,
+        Command::Unsubscribe(room) => manager.unsubscribe(channel(room)).await,
+    };
+    debug!(?command, ?done, "subscription change");
+    if let (Ok(()), Command::Subscribe(room), Some(rooms)) = (&done, &command, rooms.upgrade()) {
+        rooms.mark_subscribed(std::slice::from_ref(room));
+    }
+    done.map_err(|e| e.to_string())
+}
+
+/// The health check: PING, answered in time.
+async fn ping(manager: &mut ConnectionManager) -> Result<(), String> {
+    let ping = redis::cmd("PING");
+    match tokio::time::timeout(RESPONSE_TIMEOUT, ping.query_async::<Value>(manager)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("PING timed out".to_string()),
     }
 }
 
 /// Delivers what the subscription brings, in the order it comes; notices lost connections.
 async fn read_pushes(
     inner: Arc<Inner>,
-    rooms: Weak<Rooms>,
+    rooms: Weak<dyn Local>,
     mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
 ) {
     while let Some(push) = pushes.recv().await {

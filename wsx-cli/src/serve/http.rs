@@ -127,7 +127,7 @@ fn not_found(state: &State, path: &str, upgrade: bool) -> Response<Bytes> {
 }
 
 fn broker_stats(state: &State) -> Option<BrokerStats> {
-    state.rooms.broker().map(|b| BrokerStats {
+    state.rooms.bus().map(|b| BrokerStats {
         up: b.is_up(),
         outages: b.outages(),
         undelivered: b.undelivered(),
@@ -138,9 +138,9 @@ fn broker_stats(state: &State) -> Option<BrokerStats> {
 /// connections still work), 503 while shutting down; a JSON object naming the node.
 fn health(state: &State) -> Response<Bytes> {
     let stopping = state.shutdown.is_stopping();
-    let (broker, broker_up) = match state.rooms.broker() {
+    let (broker, broker_up) = match state.rooms.bus() {
         None => ("memory", true),
-        Some(b) => ("redis", b.is_up()),
+        Some(bus) => (bus.name(), bus.is_up()),
     };
     let (status, code) = match (stopping, broker_up) {
         (true, _) => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),

@@ -4,6 +4,7 @@
 //! (`http.rs`); sessions are in `session.rs`.
 
 mod broker;
+mod bus;
 mod conn;
 mod http;
 mod metrics;
@@ -89,11 +90,14 @@ fn hostname() -> String {
         .unwrap_or_else(|| "wsx".to_string())
 }
 
-/// The chat rooms: in this process, or shared through the Redis of --redis.
+/// The chat rooms: in this process, or shared through the Redis of --redis (the one place
+/// where the Redis broker meets the rooms).
 fn rooms(args: &ServeArgs) -> anyhow::Result<Arc<Rooms>> {
     Ok(match &args.redis {
         None => Rooms::in_memory(args.room_backlog),
-        Some(url) => Rooms::with_broker(args.room_backlog, Broker::new(url, &args.redis_prefix)?),
+        Some(url) => {
+            Rooms::shared(args.room_backlog, Box::new(Broker::new(url, &args.redis_prefix)?))
+        }
     })
 }
 
