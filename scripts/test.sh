@@ -35,6 +35,9 @@ scripts/public-api.sh
 step "wsx without default features (no rustls): same types, lints clean"
 cargo clippy -p wsx --no-default-features -- -D warnings
 
+step "the three crates package and build as published (cargo publish --dry-run)"
+cargo publish --workspace --dry-run --allow-dirty --quiet
+
 step "benches compile (criterion, and the peer servers of bench/run.py; no timing in CI)"
 cargo bench --workspace --all-features --no-run --quiet
 cargo build --quiet --manifest-path bench/servers/Cargo.toml

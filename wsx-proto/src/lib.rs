@@ -68,10 +68,15 @@ pub use crate::handshake::{
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use crate::timers::Timeout;
 
-/// The README's examples, compiled and run as doctests.
+/// The repository README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's README (crates.io's page), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;
 
 /// Which side of a connection an endpoint is: it decides who masks (RFC 6455 §5.1) and who
 /// closes TCP first (§7.1.1).

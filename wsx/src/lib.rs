@@ -35,6 +35,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// This crate's README (crates.io's page), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod accept;
 mod config;
 mod connect;
