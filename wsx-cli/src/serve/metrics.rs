@@ -123,27 +123,26 @@ impl Metrics {
         shard.bytes_out.fetch_add(bytes as u64, Relaxed);
     }
 
-    /// The exposition text.
+    /// The exposition text: each metric family with its HELP and TYPE lines.
     pub(crate) fn render(&self, rooms: usize, broker: Option<BrokerStats>) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, values: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in values {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |v: u64| vec![(String::new(), v)];
-        metric(
-            "wsx_connections_open",
-            "gauge",
-            "WebSocket connections open now.",
-            &one(self.open()),
-        );
-        metric(
+        let mut out = Exposition::default();
+        self.render_handshakes(&mut out);
+        self.render_traffic(&mut out);
+        self.render_rooms(&mut out, rooms);
+        if let Some(broker) = broker {
+            render_broker(&mut out, broker);
+        }
+        out.0
+    }
+
+    /// Connections open, handshakes accepted and refused (by reason).
+    fn render_handshakes(&self, out: &mut Exposition) {
+        out.one("wsx_connections_open", GAUGE, "WebSocket connections open now.", self.open());
+        out.one(
             "wsx_handshakes_accepted_total",
-            "counter",
+            COUNTER,
             "Opening handshakes accepted.",
-            &one(self.sum(|s| &s.accepted)),
+            self.sum(|s| &s.accepted),
         );
         let refused: Vec<(String, u64)> = Refusal::ALL
             .iter()
@@ -151,64 +150,74 @@ impl Metrics {
                 (format!("{{reason=\"{}\"}}", r.label()), self.refused[*r as usize].load(Relaxed))
             })
             .collect();
-        metric(
+        out.metric(
             "wsx_handshakes_rejected_total",
-            "counter",
+            COUNTER,
             "Opening handshakes refused, by reason.",
             &refused,
         );
-        metric(
-            "wsx_messages_received_total",
-            "counter",
-            "Data messages received.",
-            &one(self.sum(|s| &s.messages_in)),
-        );
-        metric(
-            "wsx_messages_sent_total",
-            "counter",
-            "Data messages sent.",
-            &one(self.sum(|s| &s.messages_out)),
-        );
-        metric(
-            "wsx_bytes_received_total",
-            "counter",
-            "Payload bytes received.",
-            &one(self.sum(|s| &s.bytes_in)),
-        );
-        metric(
-            "wsx_bytes_sent_total",
-            "counter",
-            "Payload bytes sent.",
-            &one(self.sum(|s| &s.bytes_out)),
-        );
-        metric("wsx_rooms", "gauge", "Chat rooms with at least one member.", &one(rooms as u64));
-        metric(
+    }
+
+    /// Messages and payload bytes, each way.
+    fn render_traffic(&self, out: &mut Exposition) {
+        let messages_in = self.sum(|s| &s.messages_in);
+        out.one("wsx_messages_received_total", COUNTER, "Data messages received.", messages_in);
+        let messages_out = self.sum(|s| &s.messages_out);
+        out.one("wsx_messages_sent_total", COUNTER, "Data messages sent.", messages_out);
+        let bytes_in = self.sum(|s| &s.bytes_in);
+        out.one("wsx_bytes_received_total", COUNTER, "Payload bytes received.", bytes_in);
+        let bytes_out = self.sum(|s| &s.bytes_out);
+        out.one("wsx_bytes_sent_total", COUNTER, "Payload bytes sent.", bytes_out);
+    }
+
+    /// Chat rooms, and members that fell behind theirs.
+    fn render_rooms(&self, out: &mut Exposition, rooms: usize) {
+        out.one("wsx_rooms", GAUGE, "Chat rooms with at least one member.", rooms as u64);
+        out.one(
             "wsx_slow_disconnects_total",
-            "counter",
+            COUNTER,
             "Chat members disconnected for falling behind their room.",
-            &one(self.slow_disconnects.load(Relaxed)),
+            self.slow_disconnects.load(Relaxed),
         );
-        if let Some(broker) = broker {
-            metric(
-                "wsx_broker_up",
-                "gauge",
-                "1 while Redis is reachable and this node's room subscriptions are in place.",
-                &one(u64::from(broker.up)),
-            );
-            metric(
-                "wsx_broker_outages_total",
-                "counter",
-                "Times Redis became unreachable.",
-                &one(broker.outages),
-            );
-            metric(
-                "wsx_room_messages_undelivered_total",
-                "counter",
-                "Room messages refused (sender notified) because Redis was unreachable.",
-                &one(broker.undelivered),
-            );
+    }
+}
+
+/// The Redis broker (only with --redis).
+fn render_broker(out: &mut Exposition, broker: BrokerStats) {
+    out.one(
+        "wsx_broker_up",
+        GAUGE,
+        "1 while Redis is reachable and this node's room subscriptions are in place.",
+        u64::from(broker.up),
+    );
+    out.one("wsx_broker_outages_total", COUNTER, "Times Redis became unreachable.", broker.outages);
+    out.one(
+        "wsx_room_messages_undelivered_total",
+        COUNTER,
+        "Room messages refused (sender notified) because Redis was unreachable.",
+        broker.undelivered,
+    );
+}
+
+const GAUGE: &str = "gauge";
+const COUNTER: &str = "counter";
+
+/// Prometheus exposition text, written one metric family at a time.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    /// A family: HELP and TYPE, then one sample per label set (`""`: no labels).
+    fn metric(&mut self, name: &str, kind: &str, help: &str, values: &[(String, u64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in values {
+            let _ = writeln!(self.0, "{name}{labels} {value}");
         }
-        out
+    }
+
+    /// A family with one sample and no labels.
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.metric(name, kind, help, &[(String::new(), value)]);
     }
 }
 
