@@ -25,6 +25,12 @@ struct Histogram {
 
 const SUB: u64 = 64;
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Histogram {
     fn new() -> Self {
         Self { counts: vec![0; 64 * SUB as usize], total: 0 }
@@ -80,22 +86,96 @@ impl Histogram {
     }
 }
 
-/// Counters shared by the workers and the progress line.
+/// What the workers and the progress line share: the counters, the clock's state, and the
+/// latencies of the workers that finished.
 #[derive(Default)]
-struct Totals {
+struct Shared {
     /// Echoes, handshakes, or deliveries to room members.
     operations: AtomicU64,
     /// Room mode: messages sent (each delivered to every member).
     published: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
+    /// Set once the warm-up is over: only what happens after it is counted.
+    measuring: AtomicBool,
+    /// Set when the time is up: workers stop at their next round trip.
+    stop: AtomicBool,
+    /// The latencies of every worker, merged as each ends.
+    histogram: Mutex<Histogram>,
+}
+
+impl Shared {
+    fn merge(&self, local: &Histogram) {
+        self.histogram.lock().unwrap_or_else(|e| e.into_inner()).merge(local);
+    }
+}
+
+/// What the run measured.
+struct Outcome {
+    /// Seconds measured.
+    elapsed: f64,
+    operations: u64,
+    /// Operations per second.
+    rate: f64,
+    /// Payload MB per second.
+    mbps: f64,
+    /// Room mode: messages sent per second.
+    published: f64,
+    /// Latency quantiles, in nanoseconds: p50, p99, p99.9.
+    latency: (u64, u64, u64),
+    errors: u64,
 }
 
 fn millis(nanos: u64) -> String {
     format!("{:.3} ms", nanos as f64 / 1e6)
 }
 
+/// The mode's name, as --mode and the JSON result spell it.
+fn mode_name(mode: BenchMode) -> &'static str {
+    match mode {
+        BenchMode::Echo => "echo",
+        BenchMode::Handshake => "handshake",
+        BenchMode::Room => "room",
+    }
+}
+
+/// What the mode's rate counts.
+fn rate_unit(mode: BenchMode) -> &'static str {
+    match mode {
+        BenchMode::Echo => "msgs/s",
+        BenchMode::Handshake => "handshakes/s",
+        BenchMode::Room => "deliveries/s",
+    }
+}
+
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    check(&args)?;
+    let connector = connector(&args)?;
+    let shared = Arc::new(Shared::default());
+    // Echo and room modes open every connection before the clock starts.
+    let workers = match args.mode {
+        BenchMode::Echo => start_echo(&args, &connector, &shared).await?,
+        BenchMode::Room => start_room(&args, &connector, &shared).await?,
+        BenchMode::Handshake => start_handshake(&args, &connector, &shared),
+    };
+    let elapsed = measure(&args, &shared).await;
+    stop(&shared, workers).await;
+    let outcome = outcome(&shared, elapsed);
+    if args.json {
+        print_json(&args, &outcome);
+    } else {
+        print_table(&args, &outcome);
+    }
+    if outcome.operations == 0 {
+        let endpoint =
+            if args.mode == BenchMode::Room { "a chat room" } else { "an echo endpoint" };
+        bail!("no {} completed: is {} {endpoint}?", mode_name(args.mode), args.url);
+    }
+    Ok(())
+}
+
+/// Refuses arguments that make no run.
+fn check(args: &BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.in_flight == 0 {
         bail!("--connections and --in-flight must be at least 1");
     }
@@ -105,6 +185,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.mode != BenchMode::Room && !args.also.is_empty() {
         bail!("--also is for --mode room");
     }
+    Ok(())
+}
+
+/// The client every worker connects with.
+fn connector(args: &BenchArgs) -> anyhow::Result<Connector> {
     let mut config =
         Config::default().limits(Limits::default().max_message_size(args.size.max(1 << 20)));
     if args.deflate {
@@ -115,120 +200,121 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         connector =
             connector.tls(wsx::tls::client_config(Some(ca)).context("cannot use --cacert")?);
     }
-    let totals = Arc::new(Totals::default());
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let histogram = Arc::new(Mutex::new(Histogram::new()));
+    Ok(connector)
+}
 
-    // Echo mode opens every connection before the clock starts.
-    let mut workers = JoinSet::new();
-    match args.mode {
-        BenchMode::Echo => {
-            let payload = if args.text {
-                Message::text("x".repeat(args.size))
-            } else {
-                Message::Binary(Bytes::from(vec![0x5a; args.size]))
-            };
-            eprintln!("opening {} connections to {} ...", args.connections, args.url);
-            let mut sockets = Vec::with_capacity(args.connections);
-            for _ in 0..args.connections {
-                let (ws, _) = connector
-                    .connect(&args.url)
-                    .await
-                    .with_context(|| format!("cannot connect to {}", args.url))?;
-                sockets.push(ws);
-            }
-            for ws in sockets {
-                let (totals, measuring, stop, histogram) =
-                    (totals.clone(), measuring.clone(), stop.clone(), histogram.clone());
-                let (payload, k) = (payload.clone(), args.in_flight);
-                workers.spawn(async move {
-                    let result = echo_worker(ws, payload, k, &totals, &measuring, &stop).await;
-                    if result.is_err() {
-                        totals.errors.fetch_add(1, Relaxed);
-                    }
-                    if let Ok(local) = result {
-                        histogram.lock().unwrap_or_else(|e| e.into_inner()).merge(&local);
-                    }
-                });
-            }
-        }
-        BenchMode::Room => {
-            let urls: Vec<&String> = std::iter::once(&args.url).chain(&args.also).collect();
-            eprintln!("opening {} room members over {} URL(s) ...", args.connections, urls.len());
-            let mut members = Vec::with_capacity(args.connections);
-            for i in 0..args.connections {
-                let url = urls[i % urls.len()];
-                let (ws, _) = connector
-                    .connect(url)
-                    .await
-                    .with_context(|| format!("cannot connect to {url}"))?;
-                members.push(ws);
-            }
-            let base = Instant::now();
-            for (id, ws) in members.into_iter().enumerate() {
-                let (totals, measuring, stop, histogram) =
-                    (totals.clone(), measuring.clone(), stop.clone(), histogram.clone());
-                let sends = (id < args.senders).then_some((args.in_flight, args.size));
-                workers.spawn(async move {
-                    let member = RoomMember { id, sends, base };
-                    match member.run(ws, &totals, &measuring, &stop).await {
-                        Ok(local) => {
-                            histogram.lock().unwrap_or_else(|e| e.into_inner()).merge(&local)
-                        }
-                        Err(_) => {
-                            totals.errors.fetch_add(1, Relaxed);
-                        }
-                    }
-                });
-            }
-        }
-        BenchMode::Handshake => {
-            for _ in 0..args.connections {
-                let (totals, measuring, stop, histogram) =
-                    (totals.clone(), measuring.clone(), stop.clone(), histogram.clone());
-                let (connector, url) = (connector.clone(), args.url.clone());
-                workers.spawn(async move {
-                    let local =
-                        handshake_worker(&connector, &url, &totals, &measuring, &stop).await;
-                    histogram.lock().unwrap_or_else(|e| e.into_inner()).merge(&local);
-                });
-            }
-        }
+/// Echo mode: opens every connection, then starts one worker on each.
+async fn start_echo(
+    args: &BenchArgs,
+    connector: &Connector,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<JoinSet<()>> {
+    let payload = if args.text {
+        Message::text("x".repeat(args.size))
+    } else {
+        Message::Binary(Bytes::from(vec![0x5a; args.size]))
+    };
+    eprintln!("opening {} connections to {} ...", args.connections, args.url);
+    let mut sockets = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        let (ws, _) = connector
+            .connect(&args.url)
+            .await
+            .with_context(|| format!("cannot connect to {}", args.url))?;
+        sockets.push(ws);
     }
+    let mut workers = JoinSet::new();
+    for ws in sockets {
+        let (shared, payload, k) = (shared.clone(), payload.clone(), args.in_flight);
+        workers.spawn(async move {
+            match echo_worker(ws, payload, k, &shared).await {
+                Ok(local) => shared.merge(&local),
+                Err(_) => {
+                    shared.errors.fetch_add(1, Relaxed);
+                }
+            }
+        });
+    }
+    Ok(workers)
+}
 
+/// Room mode: opens every member's connection (spread over URL and --also), then starts one
+/// worker on each; the first --senders send.
+async fn start_room(
+    args: &BenchArgs,
+    connector: &Connector,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<JoinSet<()>> {
+    let urls: Vec<&String> = std::iter::once(&args.url).chain(&args.also).collect();
+    eprintln!("opening {} room members over {} URL(s) ...", args.connections, urls.len());
+    let mut members = Vec::with_capacity(args.connections);
+    for i in 0..args.connections {
+        let url = urls[i % urls.len()];
+        let (ws, _) =
+            connector.connect(url).await.with_context(|| format!("cannot connect to {url}"))?;
+        members.push(ws);
+    }
+    let base = Instant::now();
+    let mut workers = JoinSet::new();
+    for (id, ws) in members.into_iter().enumerate() {
+        let shared = shared.clone();
+        let sends = (id < args.senders).then_some((args.in_flight, args.size));
+        workers.spawn(async move {
+            let member = RoomMember { id, sends, base };
+            match member.run(ws, &shared).await {
+                Ok(local) => shared.merge(&local),
+                Err(_) => {
+                    shared.errors.fetch_add(1, Relaxed);
+                }
+            }
+        });
+    }
+    Ok(workers)
+}
+
+/// Handshake mode: starts --connections workers that connect and close, over and over.
+fn start_handshake(args: &BenchArgs, connector: &Connector, shared: &Arc<Shared>) -> JoinSet<()> {
+    let mut workers = JoinSet::new();
+    for _ in 0..args.connections {
+        let (shared, connector, url) = (shared.clone(), connector.clone(), args.url.clone());
+        workers.spawn(async move {
+            let local = handshake_worker(&connector, &url, &shared).await;
+            shared.merge(&local);
+        });
+    }
+    workers
+}
+
+/// Waits out the warm-up, then measures for --duration with a progress line each second; the
+/// seconds measured.
+async fn measure(args: &BenchArgs, shared: &Shared) -> f64 {
     tokio::time::sleep(args.warmup).await;
-    totals.operations.store(0, Relaxed);
-    totals.bytes.store(0, Relaxed);
-    totals.published.store(0, Relaxed);
-    measuring.store(true, Relaxed);
+    shared.operations.store(0, Relaxed);
+    shared.bytes.store(0, Relaxed);
+    shared.published.store(0, Relaxed);
+    shared.measuring.store(true, Relaxed);
     let started = Instant::now();
     let mut last = (0u64, Instant::now());
-    let unit = match args.mode {
-        BenchMode::Echo => "msgs/s",
-        BenchMode::Handshake => "handshakes/s",
-        BenchMode::Room => "deliveries/s",
-    };
-    let mode = match args.mode {
-        BenchMode::Echo => "echo",
-        BenchMode::Handshake => "handshake",
-        BenchMode::Room => "room",
-    };
+    let unit = rate_unit(args.mode);
     while started.elapsed() < args.duration {
         let left = args.duration.saturating_sub(started.elapsed()).min(Duration::from_secs(1));
         tokio::time::sleep(left).await;
-        let ops = totals.operations.load(Relaxed);
+        let ops = shared.operations.load(Relaxed);
         let rate = (ops - last.0) as f64 / last.1.elapsed().as_secs_f64();
         last = (ops, Instant::now());
         eprint!(
             "\r{:>5.1} s  {:>12.0} {unit}  errors {}   ",
             started.elapsed().as_secs_f64(),
             rate,
-            totals.errors.load(Relaxed)
+            shared.errors.load(Relaxed)
         );
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Relaxed);
+    started.elapsed().as_secs_f64()
+}
+
+/// Stops the workers and waits for them (a few seconds at most).
+async fn stop(shared: &Shared, mut workers: JoinSet<()>) {
+    shared.stop.store(true, Relaxed);
     eprintln!();
     // Workers stop at their next round trip; one that hangs does not hold the result.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -236,66 +322,68 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await;
     workers.abort_all();
+}
 
-    let ops = totals.operations.load(Relaxed);
-    let bytes = totals.bytes.load(Relaxed);
-    let h = histogram.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
-    let rate = ops as f64 / elapsed;
-    let mbps = bytes as f64 / elapsed / 1e6;
-    let published = totals.published.load(Relaxed) as f64 / elapsed;
-    if args.json {
-        println!(
-            "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"in_flight\":{},\"seconds\":{elapsed:.3},\
-             \"operations\":{ops},\"rate\":{rate:.1},\"mb_per_s\":{mbps:.3},\"p50_ns\":{p50},\
-             \"p99_ns\":{p99},\"p999_ns\":{p999},\"published_rate\":{published:.1},\"errors\":{}}}",
-            mode,
-            args.connections,
-            args.size,
-            args.in_flight,
-            totals.errors.load(Relaxed)
-        );
-    } else {
-        println!("{:<22} {}", "target", args.url);
-        println!(
-            "{:<22} {:?}, {} connections, {} B, {} in flight",
-            "load", args.mode, args.connections, args.size, args.in_flight
-        );
-        println!("{:<22} {elapsed:.2} s", "measured");
-        println!("{:<22} {rate:.0}", unit);
-        if args.mode == BenchMode::Echo {
-            println!("{:<22} {mbps:.2} (payload echoed, one way)", "MB/s");
-        }
-        if args.mode == BenchMode::Room {
-            println!(
-                "{:<22} {published:.0} (each to {} members)",
-                "published msgs/s", args.connections
-            );
-        }
-        println!(
-            "{:<22} p50 {}  p99 {}  p99.9 {}",
-            "latency",
-            millis(p50),
-            millis(p99),
-            millis(p999)
-        );
-        println!("{:<22} {}", "errors", totals.errors.load(Relaxed));
+fn outcome(shared: &Shared, elapsed: f64) -> Outcome {
+    let operations = shared.operations.load(Relaxed);
+    let bytes = shared.bytes.load(Relaxed);
+    let h = shared.histogram.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Outcome {
+        elapsed,
+        operations,
+        rate: operations as f64 / elapsed,
+        mbps: bytes as f64 / elapsed / 1e6,
+        published: shared.published.load(Relaxed) as f64 / elapsed,
+        latency: (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999)),
+        errors: shared.errors.load(Relaxed),
     }
-    if ops == 0 {
-        let endpoint =
-            if args.mode == BenchMode::Room { "a chat room" } else { "an echo endpoint" };
-        bail!("no {mode} completed: is {} {endpoint}?", args.url);
+}
+
+/// The result as one JSON object on one line (--json).
+fn print_json(args: &BenchArgs, outcome: &Outcome) {
+    let Outcome { elapsed, operations: ops, rate, mbps, published, .. } = *outcome;
+    let (p50, p99, p999) = outcome.latency;
+    println!(
+        "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"in_flight\":{},\"seconds\":{elapsed:.3},\
+         \"operations\":{ops},\"rate\":{rate:.1},\"mb_per_s\":{mbps:.3},\"p50_ns\":{p50},\
+         \"p99_ns\":{p99},\"p999_ns\":{p999},\"published_rate\":{published:.1},\"errors\":{}}}",
+        mode_name(args.mode),
+        args.connections,
+        args.size,
+        args.in_flight,
+        outcome.errors
+    );
+}
+
+/// The result as a table.
+fn print_table(args: &BenchArgs, outcome: &Outcome) {
+    let Outcome { elapsed, rate, mbps, published, .. } = *outcome;
+    println!("{:<22} {}", "target", args.url);
+    println!(
+        "{:<22} {:?}, {} connections, {} B, {} in flight",
+        "load", args.mode, args.connections, args.size, args.in_flight
+    );
+    println!("{:<22} {elapsed:.2} s", "measured");
+    println!("{:<22} {rate:.0}", rate_unit(args.mode));
+    if args.mode == BenchMode::Echo {
+        println!("{:<22} {mbps:.2} (payload echoed, one way)", "MB/s");
     }
-    Ok(())
+    if args.mode == BenchMode::Room {
+        println!(
+            "{:<22} {published:.0} (each to {} members)",
+            "published msgs/s", args.connections
+        );
+    }
+    let (p50, p99, p999) = outcome.latency;
+    println!("{:<22} p50 {}  p99 {}  p99.9 {}", "latency", millis(p50), millis(p99), millis(p999));
+    println!("{:<22} {}", "errors", outcome.errors);
 }
 
 async fn echo_worker(
     mut ws: wsx::WebSocket<wsx::ClientStream>,
     payload: Message,
     in_flight: usize,
-    totals: &Totals,
-    measuring: &AtomicBool,
-    stop: &AtomicBool,
+    shared: &Shared,
 ) -> anyhow::Result<Histogram> {
     let mut histogram = Histogram::new();
     let mut sent_at = std::collections::VecDeque::with_capacity(in_flight);
@@ -304,14 +392,14 @@ async fn echo_worker(
         sent_at.push_back(Instant::now());
     }
     ws.flush().await?;
-    while !stop.load(Relaxed) {
+    while !shared.stop.load(Relaxed) {
         match ws.recv().await {
             Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                 let t = sent_at.pop_front().context("an echo nobody asked for")?;
-                if measuring.load(Relaxed) {
+                if shared.measuring.load(Relaxed) {
                     histogram.record(t.elapsed().as_nanos() as u64);
-                    totals.operations.fetch_add(1, Relaxed);
-                    totals.bytes.fetch_add(payload.len() as u64, Relaxed);
+                    shared.operations.fetch_add(1, Relaxed);
+                    shared.bytes.fetch_add(payload.len() as u64, Relaxed);
                 }
                 // `feed`: the next `recv` writes every reply due in one write.
                 ws.feed(payload.clone()).await?;
@@ -348,9 +436,7 @@ impl RoomMember {
     async fn run(
         self,
         mut ws: wsx::WebSocket<wsx::ClientStream>,
-        totals: &Totals,
-        measuring: &AtomicBool,
-        stop: &AtomicBool,
+        shared: &Shared,
     ) -> anyhow::Result<Histogram> {
         let mut histogram = Histogram::new();
         if let Some((in_flight, size)) = self.sends {
@@ -359,7 +445,7 @@ impl RoomMember {
             }
             ws.flush().await?;
         }
-        while !stop.load(Relaxed) {
+        while !shared.stop.load(Relaxed) {
             let text = match ws.recv().await {
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(_)) => continue,
@@ -375,16 +461,16 @@ impl RoomMember {
                     &text[..text.len().min(80)]
                 );
             };
-            if measuring.load(Relaxed) {
+            if shared.measuring.load(Relaxed) {
                 let nanos = self.base.elapsed().as_nanos().saturating_sub(sent);
                 histogram.record(nanos as u64);
-                totals.operations.fetch_add(1, Relaxed);
-                totals.bytes.fetch_add(text.len() as u64, Relaxed);
+                shared.operations.fetch_add(1, Relaxed);
+                shared.bytes.fetch_add(text.len() as u64, Relaxed);
             }
             // A sender's own message is back: the room has it; send the next.
             if let (true, Some((_, size))) = (from == self.id, self.sends) {
-                if measuring.load(Relaxed) {
-                    totals.published.fetch_add(1, Relaxed);
+                if shared.measuring.load(Relaxed) {
+                    shared.published.fetch_add(1, Relaxed);
                 }
                 ws.feed(self.message(size)).await?;
             }
@@ -394,28 +480,22 @@ impl RoomMember {
     }
 }
 
-async fn handshake_worker(
-    connector: &Connector,
-    url: &str,
-    totals: &Totals,
-    measuring: &AtomicBool,
-    stop: &AtomicBool,
-) -> Histogram {
+async fn handshake_worker(connector: &Connector, url: &str, shared: &Shared) -> Histogram {
     let mut histogram = Histogram::new();
-    while !stop.load(Relaxed) {
+    while !shared.stop.load(Relaxed) {
         let t = Instant::now();
         match connector.connect(url).await {
             Ok((mut ws, _)) => {
-                if measuring.load(Relaxed) {
+                if shared.measuring.load(Relaxed) {
                     histogram.record(t.elapsed().as_nanos() as u64);
-                    totals.operations.fetch_add(1, Relaxed);
+                    shared.operations.fetch_add(1, Relaxed);
                 }
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), ws.close(CloseCode::NORMAL, ""))
                         .await;
             }
             Err(_) => {
-                totals.errors.fetch_add(1, Relaxed);
+                shared.errors.fetch_add(1, Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
