@@ -8,11 +8,27 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use bytes::BytesMut;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use wsx::{CloseCode, Config, Limits, Message};
+use wsx::{ClientStream, CloseCode, Config, Limits, Message, WebSocket};
 
 use crate::args::{BinaryFormat, ConnectArgs};
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let connector = connector(&args)?;
+    let (mut ws, response) =
+        connector.connect(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
+    if args.verbose {
+        let mut head = BytesMut::new();
+        wsx::write_response(&response, &mut head);
+        print_head("< ", &head);
+    }
+    if !converse(&mut ws, args.binary).await? {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(exit_status(&ws))
+}
+
+/// The client of the command line's options.
+fn connector(args: &ConnectArgs) -> anyhow::Result<wsx::Connector> {
     let config = Config::default()
         .limits(Limits::default().max_message_size(args.max_message_size))
         .keepalive(args.ping.filter(|d| !d.is_zero()))
@@ -39,14 +55,12 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             print_head("> ", &head);
         });
     }
-    let (mut ws, response) =
-        connector.connect(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
-    if args.verbose {
-        let mut head = BytesMut::new();
-        wsx::write_response(&response, &mut head);
-        print_head("< ", &head);
-    }
+    Ok(connector)
+}
 
+/// Sends stdin's lines and prints what arrives until the connection ends: `Ok(true)` when it
+/// ended (its close tells the exit status), `Ok(false)` after an error that was printed.
+async fn converse(ws: &mut WebSocket<ClientStream>, binary: BinaryFormat) -> anyhow::Result<bool> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -63,30 +77,28 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
                 }
             },
             message = ws.recv() => match message {
-                Some(Ok(message)) => print_message(message, args.binary)?,
+                Some(Ok(message)) => print_message(message, binary)?,
                 Some(Err(e)) => {
                     eprintln!("wsx: {e}");
-                    return Ok(ExitCode::FAILURE);
+                    return Ok(false);
                 }
-                None => break,
+                None => return Ok(true),
             },
         }
     }
+}
+
+/// Success only for a normal close (1000); otherwise says how the connection ended.
+fn exit_status(ws: &WebSocket<ClientStream>) -> ExitCode {
     match ws.peer_close() {
-        Some(Some(frame)) if frame.code == CloseCode::NORMAL => Ok(ExitCode::SUCCESS),
+        Some(Some(frame)) if frame.code == CloseCode::NORMAL => return ExitCode::SUCCESS,
         Some(Some(frame)) => {
             eprintln!("wsx: the connection closed with {}: {}", frame.code, frame.reason);
-            Ok(ExitCode::FAILURE)
         }
-        Some(None) => {
-            eprintln!("wsx: the connection closed without a status code (1005)");
-            Ok(ExitCode::FAILURE)
-        }
-        None => {
-            eprintln!("wsx: the connection ended without a closing handshake (1006)");
-            Ok(ExitCode::FAILURE)
-        }
+        Some(None) => eprintln!("wsx: the connection closed without a status code (1005)"),
+        None => eprintln!("wsx: the connection ended without a closing handshake (1006)"),
     }
+    ExitCode::FAILURE
 }
 
 /// Prints an HTTP head line by line, as the seeds show a handshake.
