@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
+use serde_json::json;
 use tokio::task::JoinSet;
 use wsx::{CloseCode, Config, Connector, DeflateConfig, Limits, Message};
 
@@ -341,18 +342,29 @@ fn outcome(shared: &Shared, elapsed: f64) -> Outcome {
 
 /// The result as one JSON object on one line (--json).
 fn print_json(args: &BenchArgs, outcome: &Outcome) {
-    let Outcome { elapsed, operations: ops, rate, mbps, published, .. } = *outcome;
     let (p50, p99, p999) = outcome.latency;
-    println!(
-        "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"in_flight\":{},\"seconds\":{elapsed:.3},\
-         \"operations\":{ops},\"rate\":{rate:.1},\"mb_per_s\":{mbps:.3},\"p50_ns\":{p50},\
-         \"p99_ns\":{p99},\"p999_ns\":{p999},\"published_rate\":{published:.1},\"errors\":{}}}",
-        mode_name(args.mode),
-        args.connections,
-        args.size,
-        args.in_flight,
-        outcome.errors
-    );
+    let result = json!({
+        "mode": mode_name(args.mode),
+        "connections": args.connections,
+        "size": args.size,
+        "in_flight": args.in_flight,
+        "seconds": rounded(outcome.elapsed, 3),
+        "operations": outcome.operations,
+        "rate": rounded(outcome.rate, 1),
+        "mb_per_s": rounded(outcome.mbps, 3),
+        "p50_ns": p50,
+        "p99_ns": p99,
+        "p999_ns": p999,
+        "published_rate": rounded(outcome.published, 1),
+        "errors": outcome.errors,
+    });
+    println!("{result}");
+}
+
+/// `value` rounded to `decimals` places (the precision that the result states).
+fn rounded(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
 }
 
 /// The result as a table.

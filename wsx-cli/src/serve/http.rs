@@ -13,6 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -147,13 +148,15 @@ fn health(state: &State) -> Response<Bytes> {
         (false, false) => ("degraded", StatusCode::OK),
         (false, true) => ("ok", StatusCode::OK),
     };
-    let node = state.node.to_str().unwrap_or_default().replace(['"', '\\'], "_");
-    let body = format!(
-        "{{\"status\":\"{status}\",\"node\":\"{node}\",\"broker\":\"{broker}\",\
-         \"broker_up\":{broker_up},\"connections\":{open},\"rooms\":{rooms}}}\n",
-        open = state.metrics.open(),
-        rooms = state.rooms.count(),
-    );
+    let body = json!({
+        "status": status,
+        "node": state.node_name(),
+        "broker": broker,
+        "broker_up": broker_up,
+        "connections": state.metrics.open(),
+        "rooms": state.rooms.count(),
+    });
+    let body = format!("{body}\n");
     let mut response = text(code, "application/json", body);
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -194,5 +197,43 @@ async fn upgrade_to(
             response
         }
         Err(error) => refused(state, client, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+    use crate::serve::rooms::Rooms;
+
+    fn state(node: &str) -> State {
+        let cli = Cli::try_parse_from(["wsx", "serve", "--node", node]).unwrap();
+        let Command::Serve(args) = cli.command else { unreachable!("a serve command") };
+        State::new(args, HeaderValue::from_str(node).unwrap(), Rooms::in_memory(1))
+    }
+
+    #[test]
+    fn health_is_the_documented_json_object() {
+        let response = health(&state("alpha"));
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            response.body(),
+            "{\"status\":\"ok\",\"node\":\"alpha\",\"broker\":\"memory\",\"broker_up\":true,\
+             \"connections\":0,\"rooms\":0}\n"
+        );
+    }
+
+    #[test]
+    fn any_node_name_survives_in_health() {
+        for node in [r#"a "quoted" node"#, r"back\slash", r#"\""#, "n\u{153}ud"] {
+            let response = health(&state(node));
+            let body: serde_json::Value = serde_json::from_slice(response.body())
+                .unwrap_or_else(|e| panic!("{node:?}: {e}: {:?}", response.body()));
+            assert_eq!(body["node"], node);
+            assert_eq!(body["status"], "ok");
+        }
     }
 }

@@ -113,7 +113,7 @@ fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValu
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
          node: {node}   rooms: {shared}\n",
-        node = node.to_str().unwrap_or_default(),
+        node = String::from_utf8_lossy(node.as_bytes()),
     );
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let mut stdout = std::io::stdout().lock();

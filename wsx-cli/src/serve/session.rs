@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 use tracing::info;
@@ -178,7 +179,7 @@ async fn publish<S: Stream>(
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
     let Err(why) = member.publish(message).await else { return Ok(()) };
-    let notice = format!("{{\"system\":\"{why}\",\"undelivered\":true}}");
+    let notice = json!({ "system": why.to_string(), "undelivered": true }).to_string();
     deliver(ws, Message::text(notice), state).await
 }
 

@@ -45,6 +45,11 @@ impl State {
         }
     }
 
+    /// This node's name as text (it was made from a `&str`, so it is UTF-8).
+    pub(super) fn node_name(&self) -> &str {
+        std::str::from_utf8(self.node.as_bytes()).unwrap_or_default()
+    }
+
     /// Takes a place for `client` under --max-per-client (`None`: no limit); `Err` when it
     /// has all its places.
     pub(super) fn client_slot(self: &Arc<Self>, client: IpAddr) -> Result<Option<ClientSlot>, ()> {
