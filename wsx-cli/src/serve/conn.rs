@@ -8,8 +8,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::Request;
 use tokio::sync::mpsc;
 use tracing::debug;
+use wsx::Incoming;
 
 use super::http::serve_http;
 use super::proxy;
@@ -42,27 +44,10 @@ async fn open<S: Stream>(
     state: &Arc<State>,
     alive: &mpsc::Sender<()>,
 ) -> Option<Session<S>> {
-    let incoming = tokio::select! {
-        incoming = state.acceptor.read_request(io) => match incoming {
-            Ok(incoming) => incoming,
-            Err(e) => {
-                debug!(%peer, "no first request: {e}");
-                return None;
-            }
-        },
-        () = state.shutdown.stopped() => return None,
-    };
+    let incoming = first_request(io, peer, state).await?;
     // An upgrade to one of our WebSocket endpoints over HTTP/1.1 is answered here (HTTP/1.0
     // goes to hyper, which answers a refusal in kind); anything else by hyper.
-    let ours = match incoming.request() {
-        Ok(request) if incoming.is_upgrade() => match route(request.uri().path()) {
-            Route::Echo => Some(None),
-            Route::Chat(room) => Some(Some(room)),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(room) = ours else {
+    let Some(room) = endpoint(incoming.request().ok().filter(|_| incoming.is_upgrade())) else {
         // Boxed: the future of a WebSocket connection is not made as large as hyper's.
         Box::pin(serve_http(incoming.into_http(), peer, state.clone(), alive.clone())).await;
         return None;
@@ -97,5 +82,33 @@ async fn open<S: Stream>(
             debug!(%client, "could not send the 101 response: {e}");
             None
         }
+    }
+}
+
+/// Reads the first request head; `None` when none comes, or the server stops first.
+async fn first_request<S: Stream>(
+    io: S,
+    peer: SocketAddr,
+    state: &State,
+) -> Option<Incoming<'_, S>> {
+    tokio::select! {
+        incoming = state.acceptor.read_request(io) => match incoming {
+            Ok(incoming) => Some(incoming),
+            Err(e) => {
+                debug!(%peer, "no first request: {e}");
+                None
+            }
+        },
+        () = state.shutdown.stopped() => None,
+    }
+}
+
+/// The WebSocket endpoint an upgrade `request` asks for: `Some(None)` for echo,
+/// `Some(Some(room))` for a chat room; `None` when it is not one of ours.
+fn endpoint(request: Option<&Request<()>>) -> Option<Option<String>> {
+    match route(request?.uri().path()) {
+        Route::Echo => Some(None),
+        Route::Chat(room) => Some(Some(room)),
+        _ => None,
     }
 }
