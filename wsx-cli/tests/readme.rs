@@ -11,10 +11,8 @@ fn long_options(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = text;
     while let Some(at) = rest.find("--") {
-        let name: String = rest[at + 2..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
+        let name: String =
+            rest[at + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
         if !name.is_empty() {
             out.insert(format!("--{name}"));
         }
