@@ -61,9 +61,9 @@ pub use crate::error::{HandshakeError, ProtocolError, UsageError};
 pub use crate::frame::mask::apply_mask;
 pub use crate::frame::{FrameHeader, OpCode};
 pub use crate::handshake::{
-    parse_request, parse_request_shared, parse_response, sec_websocket_accept, write_request,
-    write_response, write_response_with_body, Accept, Accepted, ClientHandshake, ClientRequest,
-    Extension, Key, Negotiated, Parsed, Upgrade,
+    head_complete, parse_request, parse_request_shared, parse_response, sec_websocket_accept,
+    write_request, write_response, write_response_with_body, Accept, Accepted, ClientHandshake,
+    ClientRequest, Extension, Key, Negotiated, Parsed, Upgrade,
 };
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use crate::timers::Timeout;

@@ -20,8 +20,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use wsx_proto::{
-    parse_request_shared, write_response, write_response_with_body, Accept, HandshakeError, Limits,
-    Negotiated, Parsed, Role, Upgrade,
+    head_complete, parse_request_shared, write_response, write_response_with_body, Accept,
+    HandshakeError, Limits, Negotiated, Parsed, Role, Upgrade,
 };
 
 use crate::config::Config;
@@ -141,12 +141,18 @@ async fn read_head<S: AsyncRead + Unpin>(
     limits: &Limits,
 ) -> Result<(Bytes, Result<Parsed<Request<()>>, HandshakeError>), Error> {
     let mut buf = BytesMut::with_capacity(HEAD_BUFFER);
+    let mut scanned = 0;
     loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Err(Error::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the client closed the connection during the opening handshake",
             )));
+        }
+        // Parsed once the blank line is here (or the head is too large, to be refused): a head
+        // sent in many small pieces costs linear work, not a parse per piece.
+        if !head_complete(&buf, &mut scanned) && buf.len() <= limits.head_size() {
+            continue;
         }
         // Frozen to be parsed: the request's target and header values share these bytes.
         let read = std::mem::take(&mut buf).freeze();

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use http::Response;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wsx_proto::{ClientHandshake, ClientRequest, Key, Role};
+use wsx_proto::{head_complete, ClientHandshake, ClientRequest, Key, Role};
 
 use crate::config::Config;
 use crate::error::{Error, Timeout};
@@ -292,12 +292,17 @@ impl Connector {
             stream.write_all(&buf).await?;
             stream.flush().await?;
             buf.clear();
+            let mut scanned = 0;
             loop {
                 if stream.read_buf(&mut buf).await? == 0 {
                     return Err(Error::Io(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the server closed the connection during the opening handshake",
                     )));
+                }
+                // Parsed once the blank line is here: linear work however the head is split.
+                if !head_complete(&buf, &mut scanned) && buf.len() <= limits.head_size() {
+                    continue;
                 }
                 if let Some(done) = handshake.read_response(&buf, &limits)? {
                     let leftover = buf.split_off(done.len);

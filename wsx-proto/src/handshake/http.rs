@@ -19,9 +19,42 @@ pub struct Parsed<T> {
     pub len: usize,
 }
 
+/// Whether `buf` holds a whole HTTP head (its blank line has arrived), looking only at the
+/// bytes after `*scanned`, which it advances. A reader that calls it after every read, and
+/// parses only once it is true (or `buf` is over the head limit, to be refused), does linear
+/// work however the head is split: a peer that sends a maximum-size head one byte per read
+/// does not make it parse the head again for every byte.
+///
+/// ```
+/// use wsx_proto::head_complete;
+/// let wire = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+/// let mut scanned = 0;
+/// for end in 1..wire.len() {
+///     assert!(!head_complete(&wire[..end], &mut scanned));
+/// }
+/// assert!(head_complete(wire, &mut scanned));
+/// ```
+pub fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
+    // A blank line is "\n\n" or "\n\r\n" (bare LF is tolerated, as httparse does): look again
+    // at the last two bytes seen, which may start one.
+    let start = scanned.saturating_sub(2).min(buf.len());
+    for i in start..buf.len() {
+        if buf[i] == b'\n' {
+            match buf.get(i + 1) {
+                Some(b'\n') => return true,
+                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return true,
+                _ => {}
+            }
+        }
+    }
+    *scanned = buf.len();
+    false
+}
+
 /// Parses an HTTP/1.1 request head from the start of `buf`.
 ///
-/// `Ok(None)` means the head is not complete yet: call again with more bytes.
+/// `Ok(None)` means the head is not complete yet: call again with more bytes (a reader that
+/// gets them in many pieces asks [`head_complete`] first, so that it parses once).
 ///
 /// ```
 /// use wsx_proto::{parse_request, Limits};

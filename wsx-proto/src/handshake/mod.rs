@@ -7,8 +7,8 @@ mod server;
 
 pub use self::client::{Accepted, ClientHandshake, ClientRequest};
 pub use self::http::{
-    parse_request, parse_request_shared, parse_response, write_request, write_response,
-    write_response_with_body, Parsed,
+    head_complete, parse_request, parse_request_shared, parse_response, write_request,
+    write_response, write_response_with_body, Parsed,
 };
 pub use self::server::{Accept, Upgrade};
 

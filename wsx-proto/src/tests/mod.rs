@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use crate::*;
 
+mod attacks;
 mod limits;
 mod timers;
 
