@@ -18,7 +18,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         connector.connect(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
     if args.verbose {
         let mut head = BytesMut::new();
-        wsx::write_response(&response, &mut head);
+        wsx::proto::write_response(&response, &mut head);
         print_head("< ", &head);
     }
     if !converse(&mut ws, args.binary).await? {
@@ -51,7 +51,7 @@ fn connector(args: &ConnectArgs) -> anyhow::Result<wsx::Connector> {
     if args.verbose {
         connector = connector.inspect_request(|request| {
             let mut head = BytesMut::new();
-            wsx::write_request(request, &mut head);
+            wsx::proto::write_request(request, &mut head);
             print_head("> ", &head);
         });
     }

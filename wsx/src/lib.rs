@@ -63,8 +63,11 @@ pub use crate::split::{ReadHalf, WriteHalf};
 pub use crate::stream::ClientStream;
 pub use crate::websocket::WebSocket;
 pub use wsx_proto::{
-    parse_request, parse_request_shared, write_request, write_response, write_response_with_body,
-    Accept, CloseCode, CloseFrame, CloseState, DeflateConfig, DeflateParams, HandshakeError,
-    Limits, Message, Negotiated, OpCode, Parsed, ProtocolError, Role, Upgrade, UsageError,
-    Utf8Bytes,
+    Accept, CloseCode, CloseFrame, CloseState, DeflateConfig, HandshakeError, Limits, Message,
+    Negotiated, OpCode, ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
 };
+
+/// The sans-IO kit underneath: the whole [`wsx_proto`] crate (handshake parsing and writing,
+/// [`Connection`](wsx_proto::Connection), frames), for servers and clients that run parts of
+/// the protocol themselves. The async vocabulary above is all most programs need.
+pub use wsx_proto as proto;

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use http::{StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use wsx_proto::{parse_response, Limits};
+use wsx_proto::{head_complete, parse_response, Limits};
 
 use crate::error::Error;
 
@@ -113,9 +113,13 @@ impl Proxy {
         io.write_all(request.as_bytes()).await.map_err(|e| failed(format!("write failed: {e}")))?;
         let mut buf = BytesMut::with_capacity(1024);
         let limits = Limits::default();
+        let mut scanned = 0;
         loop {
             if io.read_buf(&mut buf).await.map_err(|e| failed(format!("read failed: {e}")))? == 0 {
                 return Err(failed("closed the connection before answering CONNECT".into()));
+            }
+            if !head_complete(&buf, &mut scanned) && buf.len() <= limits.head_size() {
+                continue; // parsed once its blank line is here
             }
             let parsed = parse_response(&buf, &limits)
                 .map_err(|e| failed(format!("invalid answer to CONNECT: {e}")))?;
@@ -171,6 +175,19 @@ fn percent_decode(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Credentials cannot inject lines into the CONNECT request: they travel base64-encoded,
+    /// and a proxy URL with CR/LF in it is refused.
+    #[test]
+    fn proxy_credentials_and_hosts_cannot_inject_lines() {
+        let proxy = Proxy::new("http://user:p%0d%0aX-Evil:%201@proxy:3128").unwrap();
+        let auth = proxy.auth.as_deref().unwrap();
+        assert!(auth.starts_with("Basic ") && !auth.contains(['\r', '\n']), "{auth}");
+        assert_eq!(BASE64.decode(&auth["Basic ".len()..]).unwrap(), b"user:p\r\nX-Evil: 1");
+        for bad in ["http://proxy\r\nX-Evil: 1:3128", "http://us\ner:pw@proxy:3128", "http://pro\0xy:1"] {
+            assert!(Proxy::new(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())

@@ -87,7 +87,8 @@ where
     /// first frames), handed on so that nothing is lost.
     ///
     /// ```no_run
-    /// use wsx::{parse_request, write_response, Accept, Role, Upgrade, WebSocket};
+    /// use wsx::proto::{parse_request, write_response};
+    /// use wsx::{Accept, Role, Upgrade, WebSocket};
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     /// # async fn run(mut tcp: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
     /// let config = wsx::Config::default();
