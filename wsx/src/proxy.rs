@@ -184,7 +184,9 @@ mod tests {
         let auth = proxy.auth.as_deref().unwrap();
         assert!(auth.starts_with("Basic ") && !auth.contains(['\r', '\n']), "{auth}");
         assert_eq!(BASE64.decode(&auth["Basic ".len()..]).unwrap(), b"user:p\r\nX-Evil: 1");
-        for bad in ["http://proxy\r\nX-Evil: 1:3128", "http://us\ner:pw@proxy:3128", "http://pro\0xy:1"] {
+        for bad in
+            ["http://proxy\r\nX-Evil: 1:3128", "http://us\ner:pw@proxy:3128", "http://pro\0xy:1"]
+        {
             assert!(Proxy::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -72,3 +72,60 @@ async fn untrusted_certificate_is_a_tls_error() {
     assert!(err.to_string().contains("TLS"), "{err}");
     let _ = std::fs::remove_file(ca);
 }
+
+/// A certificate replaced on disk and reloaded is what the next handshake presents; open
+/// connections keep working; a broken file keeps the old certificate.
+#[tokio::test]
+async fn reloaded_certificates_serve_new_handshakes() {
+    let dir =
+        std::env::temp_dir().join(format!("wsx-reload-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let write = |certified: &rcgen::CertifiedKey| {
+        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+        std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    };
+    let first = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    write(&first);
+    let reloadable = wsx::tls::ReloadableCert::load(&cert_path, &key_path).unwrap();
+    let acceptor = TlsAcceptor::from(reloadable.server_config().unwrap());
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                if let Ok(ws) = wsx::accept(tls).await {
+                    echo_ws(ws).await;
+                }
+            });
+        }
+    });
+    let url = format!("wss://127.0.0.1:{}/", addr.port());
+    let ca = |certified: &rcgen::CertifiedKey| {
+        let path = dir.join(format!("ca-{}.pem", rand_suffix()));
+        std::fs::write(&path, certified.cert.pem()).unwrap();
+        wsx::tls::client_config(Some(&path)).unwrap()
+    };
+    let (mut open, _) = connector().tls(ca(&first)).connect(&url).await.unwrap();
+
+    let second = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    write(&second);
+    reloadable.reload().unwrap();
+    assert!(connector().tls(ca(&first)).connect(&url).await.is_err(), "the old one is gone");
+    let (mut fresh, _) = connector().tls(ca(&second)).connect(&url).await.unwrap();
+    fresh.send(Message::text("new")).await.unwrap();
+    assert_eq!(fresh.recv().await.unwrap().unwrap(), Message::text("new"));
+    open.send(Message::text("old")).await.unwrap();
+    assert_eq!(
+        open.recv().await.unwrap().unwrap(),
+        Message::text("old"),
+        "open connections live on"
+    );
+
+    // A half-written key: the reload fails and the certificate in use stays.
+    std::fs::write(&key_path, "-----BEGIN PRIVATE KEY-----\nAAAA").unwrap();
+    assert!(reloadable.reload().is_err());
+    assert!(connector().tls(ca(&second)).connect(&url).await.is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
