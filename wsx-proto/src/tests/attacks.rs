@@ -4,26 +4,8 @@
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress};
 
-use super::{client, server};
+use super::{client, client_header, deflate_negotiated, server};
 use crate::*;
-
-/// A frame header as a client sends it (masked with key 0, so the payload reads as it is).
-fn client_header(first: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![first];
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out
-}
 
 fn request_head(extra_headers: usize, pad_to: usize) -> Vec<u8> {
     let mut head = String::from(
@@ -119,13 +101,7 @@ fn inflate_bomb_is_1009_at_the_limit_with_bounded_memory() {
     let bomb = block.repeat(1024);
     assert!(bomb.len() < 2 << 20, "{} bytes compressed", bomb.len());
     let limit = 16 << 20;
-    let handshake = ClientRequest::new("ws://h/")
-        .deflate(Some(DeflateConfig::default()))
-        .build(Key::random())
-        .unwrap();
-    let upgrade = Upgrade::from_request(handshake.request()).unwrap();
-    let (_, negotiated) =
-        upgrade.respond(Accept::new().deflate(Some(DeflateConfig::default()))).unwrap();
+    let (_, negotiated) = deflate_negotiated(DeflateConfig::default());
     let config = Config::default().limits(Limits::default().max_message_size(limit));
     let mut s = Connection::new(Role::Server, &negotiated, config);
     let mut frame = client_header(0xc2, bomb.len() as u64);

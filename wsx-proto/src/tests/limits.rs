@@ -6,6 +6,7 @@ use bytes::Bytes;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use super::{client_header, deflate_negotiated};
 use crate::*;
 
 /// Random bytes: incompressible, so deflate makes them slightly larger.
@@ -16,37 +17,13 @@ fn random(len: usize) -> Vec<u8> {
     out
 }
 
-/// A frame header as a client sends it (masked, key 0 so the payload reads as it is).
-fn client_header(first: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![first];
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out
-}
-
 fn server(limits: Limits, negotiated: &Negotiated) -> Connection {
     Connection::new(Role::Server, negotiated, Config::default().limits(limits))
 }
 
 /// A client and a server with permessage-deflate agreed, both with `limits`.
 fn deflate_pair(limits: Limits) -> (Connection, Connection) {
-    let config = DeflateConfig::default();
-    let handshake =
-        ClientRequest::new("ws://h/").deflate(Some(config)).build(Key::random()).unwrap();
-    let upgrade = Upgrade::from_request(handshake.request()).unwrap();
-    let (response, server_negotiated) =
-        upgrade.respond(Accept::new().deflate(Some(config))).unwrap();
-    let client_negotiated = handshake.verify(&response, Bytes::new()).unwrap();
+    let (client_negotiated, server_negotiated) = deflate_negotiated(DeflateConfig::default());
     let config = Config::default().limits(limits).dangerous_rng_seed([3; 32]);
     (
         Connection::new(Role::Client, &client_negotiated, config.clone()),

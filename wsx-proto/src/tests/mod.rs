@@ -82,6 +82,36 @@ fn client() -> Connection {
     )
 }
 
+/// A frame header as a client sends it: masked, with the all-zero key, so the payload that
+/// follows reads as it is.
+pub(crate) fn client_header(first: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![first];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out
+}
+
+/// What a client and a server agree on when both run permessage-deflate with `config`:
+/// (the client's, the server's).
+pub(crate) fn deflate_negotiated(config: DeflateConfig) -> (Negotiated, Negotiated) {
+    let handshake =
+        ClientRequest::new("ws://h/").deflate(Some(config)).build(Key::random()).unwrap();
+    let upgrade = Upgrade::from_request(handshake.request()).unwrap();
+    let (response, server) = upgrade.respond(Accept::new().deflate(Some(config))).unwrap();
+    let client = handshake.verify(&response, Bytes::new()).unwrap();
+    (client, server)
+}
+
 fn transmitted(conn: &mut Connection) -> Vec<u8> {
     let mut wire = Vec::new();
     while let Some(chunk) = conn.next_transmit() {
