@@ -17,6 +17,8 @@ pub(crate) struct Cli {
     pub(crate) log: Option<String>,
 }
 
+// Made once, at startup: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the ready server: chat page at /, WebSocket echo at /echo, chat rooms at /chat/ROOM,
@@ -26,6 +28,54 @@ pub(crate) enum Command {
     Connect(ConnectArgs),
     /// Load-test a WebSocket echo server: closed-loop echo or handshake rate.
     Bench(BenchArgs),
+    /// Mint a JWT for `wsx serve --auth-*` (printed on stdout).
+    Token(TokenArgs),
+}
+
+/// The signature algorithm of a key pair (`--auth-alg`, `wsx token --alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeyAlg {
+    /// RSA PKCS#1 v1.5 with SHA-256 (keys of 2048 to 8192 bits).
+    #[value(name = "RS256")]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// Sign with HS256 and the secret in this file (a trailing newline is ignored); without it
+    /// and --private-key, the secret is WSX_AUTH_SECRET's value.
+    #[arg(long, value_name = "PATH", conflicts_with = "private_key")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Sign with this private key (PEM: PKCS#1 or PKCS#8 for RS256, PKCS#8 for ES256).
+    #[arg(long, value_name = "PEM", requires = "alg")]
+    pub(crate) private_key: Option<PathBuf>,
+    /// The algorithm of --private-key.
+    #[arg(long, value_enum, ignore_case = true, value_name = "ALG", requires = "private_key")]
+    pub(crate) alg: Option<KeyAlg>,
+    /// The user (the `sub` claim).
+    #[arg(long, value_name = "USER")]
+    pub(crate) sub: String,
+    /// A display name (the `name` claim; chat rooms show it instead of `sub`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Rooms the user may join (comma-separated or repeated; `*` for any); none: echo only.
+    #[arg(long, value_delimiter = ',', value_name = "ROOM")]
+    pub(crate) rooms: Vec<String>,
+    /// Rooms the user may write to (the `publish` claim); without it, every room it may join.
+    #[arg(long, value_delimiter = ',', value_name = "ROOM", conflicts_with = "read_only")]
+    pub(crate) publish: Option<Vec<String>>,
+    /// The user may write to no room (an empty `publish` claim).
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// How long the token is valid (the `exp` claim).
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) ttl: Duration,
+    /// The `aud` claim (for a server started with --auth-audience).
+    #[arg(long, value_name = "AUD")]
+    pub(crate) aud: Option<String>,
 }
 
 /// What `wsx bench` measures.
@@ -150,6 +200,37 @@ pub(crate) struct ServeArgs {
     /// Most WebSocket connections from one client address (see --trust-proxy); 0: no limit.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) max_per_client: usize,
+    /// Require a JWT on every WebSocket upgrade, signed with HS256 and the secret in this file (a
+    /// trailing newline is ignored); setting WSX_AUTH_SECRET to the secret itself does the
+    /// same. See docs/auth.md.
+    #[arg(long, value_name = "PATH", conflicts_with = "auth_public_key")]
+    pub(crate) auth_hs256_secret_file: Option<PathBuf>,
+    /// Require a JWT on every WebSocket upgrade, signed by the private key of this public key
+    /// (PEM), with --auth-alg.
+    #[arg(long, value_name = "PEM", requires = "auth_alg")]
+    pub(crate) auth_public_key: Option<PathBuf>,
+    /// The algorithm of --auth-public-key.
+    #[arg(long, value_enum, ignore_case = true, value_name = "ALG", requires = "auth_public_key")]
+    pub(crate) auth_alg: Option<KeyAlg>,
+    /// Accept only tokens whose `aud` claim names this audience (without it, tokens that carry
+    /// an `aud` claim are refused).
+    #[arg(long, value_name = "AUD")]
+    pub(crate) auth_audience: Option<String>,
+    /// Messages one chat member may send into its room (per second, /m: per minute; a burst of
+    /// as many); beyond it they are dropped and the sender gets a notice. 0: no limit. The rate
+    /// limits do not apply to loopback clients (see --trust-proxy).
+    #[arg(long, default_value = "100/s", value_parser = parse_rate, value_name = "MSGS[/s]")]
+    pub(crate) room_rate: Rate,
+    /// Payload bytes one chat member may send into its room (per second, /m: per minute; a
+    /// burst of as many); beyond it messages are dropped with a notice. 0: no limit. Not for
+    /// loopback clients.
+    #[arg(long, default_value = "1MiB/s", value_parser = parse_bytes_rate, value_name = "BYTES[/s]")]
+    pub(crate) room_bytes_rate: Rate,
+    /// WebSocket handshakes from one client address (per second, /m: per minute; a burst of as
+    /// many; IPv6: per /64; see --trust-proxy; loopback clients are not limited); beyond it,
+    /// 429. 0: no limit.
+    #[arg(long, default_value = "20/s", value_parser = parse_rate, value_name = "N[/s]")]
+    pub(crate) handshake_rate: Rate,
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,
@@ -228,6 +309,53 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     Ok(bytes as usize)
 }
 
+/// A rate limit: `per_second` on average, and a `burst` taken at once from a full bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    pub(crate) per_second: f64,
+    pub(crate) burst: f64,
+}
+
+impl Rate {
+    /// Whether the limit is on (0 turns it off).
+    pub(crate) fn is_on(self) -> bool {
+        self.per_second > 0.0
+    }
+}
+
+/// `N`, `N/s`, `N/m` (per minute), `N/h` (per hour), `N` made by `amount`: N per period, and a
+/// burst of N (`20/s`: 20 at once, then 20 a second; `3/m`: 3 at once, then one every 20 s).
+fn parse_per(text: &str, amount: fn(&str) -> Result<f64, String>) -> Result<Rate, String> {
+    let (amount_text, per) = match text.trim().rsplit_once('/') {
+        Some((n, unit)) => (n, unit.trim()),
+        None => (text, "s"),
+    };
+    let seconds = match per {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown rate unit /{other} (use /s, /m or /h)")),
+    };
+    let burst = amount(amount_text)?;
+    if burst.is_finite() && burst >= 0.0 {
+        Ok(Rate { per_second: burst / seconds, burst })
+    } else {
+        Err(format!("{text:?} is out of range"))
+    }
+}
+
+/// Messages or handshakes: `100`, `100/s`, `600/m`; `0` is off.
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
+    parse_per(text, |n| {
+        n.trim().parse::<f64>().map_err(|_| format!("{n:?} is not a number such as 100"))
+    })
+}
+
+/// Bytes: `1MiB/s`, `65536`, `10MB/m`; `0` is off.
+pub(crate) fn parse_bytes_rate(text: &str) -> Result<Rate, String> {
+    parse_per(text, |n| parse_size(n).map(|b| b as f64))
+}
+
 /// `30` (seconds), `30s`, `500ms`, `5m`, `1h`; `0` is zero (off, where the flag says so).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = number_and_unit(text, "a duration such as 30s or 500ms")?;
@@ -263,5 +391,20 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        let rate = |per_second, burst| Ok(Rate { per_second, burst });
+        assert_eq!(parse_rate("100"), rate(100.0, 100.0));
+        assert_eq!(parse_rate("100/s"), rate(100.0, 100.0));
+        assert_eq!(parse_rate("120/m"), rate(2.0, 120.0));
+        assert_eq!(parse_rate("0"), rate(0.0, 0.0));
+        assert!(!parse_rate("0/m").unwrap().is_on());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_rate("5/fortnight").is_err());
+        assert_eq!(parse_bytes_rate("1MiB/s"), rate(1048576.0, 1048576.0));
+        assert_eq!(parse_bytes_rate("64KiB"), rate(65536.0, 65536.0));
     }
 }

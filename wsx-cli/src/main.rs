@@ -1,11 +1,13 @@
-//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`) and a load
-//! generator (`wsx bench`).
+//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`), a load
+//! generator (`wsx bench`) and a token minter for the server's authentication (`wsx token`).
 
 mod args;
 mod bench;
 mod connect;
+mod jwt;
 mod net;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
+    if let args::Command::Token(args) = &cli.command {
+        return match token::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsx: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -49,6 +60,7 @@ fn main() -> ExitCode {
             },
             args::Command::Connect(args) => connect::run(args).await,
             args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
+            args::Command::Token(_) => unreachable!("minted before the runtime starts"),
         }
     });
     match result {

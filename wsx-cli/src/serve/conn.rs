@@ -19,7 +19,7 @@ use super::reply::{with_node, X_WSX_NODE};
 use super::route::{route, Route};
 use super::session::{Session, Stream};
 use super::state::State;
-use super::upgrade::{admitted, decide, places, refused};
+use super::upgrade::{admitted, authorized, decide, places, refused};
 
 /// Serves one connection until it ends, or the server stops.
 pub(super) async fn serve<S: Stream>(
@@ -52,13 +52,17 @@ async fn open<S: Stream>(
         Box::pin(serve_http(incoming.into_http(), peer, state.clone(), alive.clone())).await;
         return None;
     };
-    let (client, path) = {
+    let (client, path, admission) = {
         let request = incoming.request().ok()?;
         let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
-        (client, request.uri().path().to_string())
+        let admission = places(state, client).and_then(|places| {
+            let (uri, headers) = (request.uri(), request.headers());
+            Ok((places, authorized(state, client, uri, headers, room.as_deref())?))
+        });
+        (client, request.uri().path().to_string(), admission)
     };
-    let places = match places(state, client) {
-        Ok(places) => places,
+    let (places, grant) = match admission {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             incoming.refuse_with(with_node(*refusal, &state.node)).await;
             return None;
@@ -77,7 +81,7 @@ async fn open<S: Stream>(
     answer.headers_mut().insert(X_WSX_NODE, state.node.clone());
     let member = admitted(state, room).await;
     match incoming.accept(answer).await {
-        Ok(ws) => Some(Session { ws, client, path, member, _places: places }),
+        Ok(ws) => Some(Session { ws, client, path, member, grant, _places: places }),
         Err(e) => {
             debug!(%client, "could not send the 101 response: {e}");
             None

@@ -25,7 +25,7 @@ use super::reply::{refusal, text, with_node};
 use super::route::{route, Route};
 use super::session::Session;
 use super::state::State;
-use super::upgrade::{admitted, decide, places, refused};
+use super::upgrade::{admitted, authorized, decide, places, refused};
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
@@ -175,6 +175,10 @@ async fn upgrade_to(
         Ok(places) => places,
         Err(refusal) => return *refusal,
     };
+    let grant = match authorized(state, client, request.uri(), request.headers(), room.as_deref()) {
+        Ok(grant) => grant,
+        Err(refusal) => return *refusal,
+    };
     let chat = room.is_some();
     let config = state.acceptor.config_ref().clone();
     let upgraded = wsx::hyper::upgrade(request, config, |head, upgrade| {
@@ -188,7 +192,9 @@ async fn upgrade_to(
             tokio::spawn(async move {
                 match websocket.await {
                     Ok(ws) => {
-                        Session { ws, client, path, member, _places: places }.run(&state).await
+                        let mut session =
+                            Session { ws, client, path, member, grant, _places: places };
+                        session.run(&state).await
                     }
                     Err(e) => debug!(%client, "upgrade failed: {e}"),
                 }

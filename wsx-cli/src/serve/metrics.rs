@@ -13,10 +13,20 @@ pub(crate) enum Refusal {
     NotFound,
     ShuttingDown,
     ClientLimit,
+    /// Over --handshake-rate (429).
+    HandshakeRate,
+    /// No token, with authentication on (401).
+    AuthMissing,
+    /// A token that does not verify (401).
+    AuthInvalid,
+    /// An expired token (401).
+    AuthExpired,
+    /// A valid token that does not allow the room (403).
+    AuthForbidden,
 }
 
 impl Refusal {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 12] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
@@ -24,6 +34,11 @@ impl Refusal {
         Self::NotFound,
         Self::ShuttingDown,
         Self::ClientLimit,
+        Self::HandshakeRate,
+        Self::AuthMissing,
+        Self::AuthInvalid,
+        Self::AuthExpired,
+        Self::AuthForbidden,
     ];
 
     fn label(self) -> &'static str {
@@ -35,6 +50,11 @@ impl Refusal {
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
             Self::ClientLimit => "client_limit",
+            Self::HandshakeRate => "handshake_rate",
+            Self::AuthMissing => "auth_missing",
+            Self::AuthInvalid => "auth_invalid",
+            Self::AuthExpired => "auth_expired",
+            Self::AuthForbidden => "auth_forbidden",
         }
     }
 }
@@ -52,8 +72,14 @@ pub(crate) struct BrokerStats {
 pub(crate) struct Metrics {
     /// The counters moved for every message and handshake, one shard per thread.
     shards: [Shard; SHARDS],
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; Refusal::ALL.len()],
     pub(crate) slow_disconnects: AtomicU64,
+    /// Room messages dropped over --room-rate or --room-bytes-rate.
+    pub(crate) dropped_rate: AtomicU64,
+    /// Room messages dropped because the token does not allow writing to the room.
+    pub(crate) dropped_no_publish: AtomicU64,
+    /// Connections closed (1008) when their token expired.
+    pub(crate) token_expired: AtomicU64,
 }
 
 /// Shards of the hot counters: each thread adds to its own cache line (a counter all workers
@@ -129,6 +155,7 @@ impl Metrics {
         self.render_handshakes(&mut out);
         self.render_traffic(&mut out);
         self.render_rooms(&mut out, rooms);
+        self.render_policy(&mut out);
         if let Some(broker) = broker {
             render_broker(&mut out, broker);
         }
@@ -178,6 +205,27 @@ impl Metrics {
             COUNTER,
             "Chat members disconnected for falling behind their room.",
             self.slow_disconnects.load(Relaxed),
+        );
+    }
+}
+
+impl Metrics {
+    /// Room messages dropped by the limits and the tokens' rights, connections closed by them.
+    fn render_policy(&self, out: &mut Exposition) {
+        let dropped = [("rate", &self.dropped_rate), ("no_publish", &self.dropped_no_publish)]
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n.load(Relaxed)));
+        out.metric(
+            "wsx_room_messages_dropped_total",
+            COUNTER,
+            "Room messages dropped (sender notified), by reason: over the room rate limits, or \
+             the token does not allow writing to the room.",
+            &dropped,
+        );
+        out.metric(
+            "wsx_policy_closes_total",
+            COUNTER,
+            "Connections closed with 1008 (policy violation), by reason.",
+            &[("{reason=\"token_expired\"}".to_string(), self.token_expired.load(Relaxed))],
         );
     }
 }

@@ -3,10 +3,12 @@
 //! down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
 //! (`http.rs`); sessions are in `session.rs`.
 
+mod auth;
 mod broker;
 mod bus;
 mod conn;
 mod http;
+mod limit;
 mod metrics;
 mod proxy;
 mod reply;
@@ -42,8 +44,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tls = tls_acceptor(&args)?;
     let node = node_name(&args, addr)?;
     let rooms = rooms(&args)?;
-    print_banner(&args, addr, tls.is_some(), &node);
-    let state = Arc::new(State::new(args, node, rooms));
+    let auth = auth::Auth::from_args(&args).context("cannot set up token authentication")?;
+    print_banner(&args, addr, tls.is_some(), &node, auth.is_some());
+    let state = Arc::new(State::new(args, node, rooms).with_auth(auth));
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
     let (alive, all_done) = mpsc::channel::<()>(1);
     accept_until_signal(&listener, tls.as_ref(), &state, &alive).await;
@@ -102,7 +105,7 @@ fn rooms(args: &ServeArgs) -> anyhow::Result<Arc<Rooms>> {
 }
 
 /// Says where to find everything, on stdout.
-fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValue) {
+fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValue, auth: bool) {
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
         None => "in this process".to_string(),
@@ -112,8 +115,9 @@ fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValu
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
-         node: {node}   rooms: {shared}\n",
+         node: {node}   rooms: {shared}\n{auth}",
         node = String::from_utf8_lossy(node.as_bytes()),
+        auth = if auth { "  WebSocket upgrades need a token (docs/auth.md)\n" } else { "" },
     );
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let mut stdout = std::io::stdout().lock();

@@ -2,14 +2,19 @@
 //! whichever stream it came on (a hyper upgrade, or the TCP or TLS stream itself).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
+use tokio::time::Sleep;
 use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
 
+use super::auth::Grant;
+use super::limit::RoomRate;
 use super::rooms::Membership;
 use super::state::{Places, State};
 
@@ -26,6 +31,8 @@ pub(super) struct Session<S> {
     pub(super) path: String,
     /// Its chat room; none for echo.
     pub(super) member: Option<Membership>,
+    /// What its token allows (with --auth-*); boxed: most sessions have none.
+    pub(super) grant: Option<Box<Grant>>,
     /// Held until the session ends.
     pub(super) _places: Places,
 }
@@ -38,15 +45,17 @@ impl<S: Stream> Session<S> {
         let started = Instant::now();
         state.metrics.opened();
         let ws = &mut self.ws;
+        let grant = self.grant.as_deref();
         let code = match &mut self.member {
-            None => echo(ws, state).await,
+            None => echo(ws, grant, state).await,
             // Boxed: an echo session's future (what every connection's task holds) is not
             // made as large as a chat session's.
-            Some(member) => Box::pin(chat(ws, member, state)).await,
+            Some(member) => Box::pin(chat(ws, member, self.client, grant, state)).await,
         };
         state.metrics.closed();
         info!(
             client = %self.client,
+            user = grant.map_or("-", |g| g.user.as_str()),
             path = self.path,
             subprotocol = self.ws.subprotocol().unwrap_or("-"),
             duration_ms = started.elapsed().as_millis() as u64,
@@ -86,11 +95,38 @@ async fn close<S: Stream>(ws: &mut Ws<S>, code: CloseCode, reason: &str) -> Opti
     Some(code)
 }
 
-async fn echo<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
+/// The timer of a token's expiry (boxed: only sessions with a token pay for it).
+type Expiry = Option<Pin<Box<Sleep>>>;
+
+fn expiry(grant: Option<&Grant>) -> Expiry {
+    let left = |g: &Grant| g.expires.duration_since(SystemTime::now()).unwrap_or_default();
+    grant.map(|g| Box::pin(tokio::time::sleep(left(g))))
+}
+
+/// Fires when the token expires; never without one.
+async fn expired(timer: &mut Expiry) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A connection whose token expired is closed: 1008 (policy violation).
+async fn expire<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
+    state.metrics.token_expired.fetch_add(1, Relaxed);
+    close(ws, CloseCode::POLICY_VIOLATION, "token expired").await
+}
+
+async fn echo<S: Stream>(
+    ws: &mut Ws<S>,
+    grant: Option<&Grant>,
+    state: &State,
+) -> Option<CloseCode> {
     // One future for the whole session: made anew per message, it would register with the
     // notifier (a shared lock) and unregister for every message.
     let stop = state.shutdown.stopped();
     tokio::pin!(stop);
+    let mut expiry = expiry(grant);
     loop {
         tokio::select! {
             // In order (no random draw per message): stop first, it costs one atomic load.
@@ -98,6 +134,7 @@ async fn echo<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
             () = &mut stop => {
                 return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
             }
+            () = expired(&mut expiry) => return expire(ws, state).await,
             item = ws.recv() => match on_received(item, ws, state) {
                 Ok(Some(message)) => {
                     let len = message.len();
@@ -117,10 +154,22 @@ async fn echo<S: Stream>(ws: &mut Ws<S>, state: &State) -> Option<CloseCode> {
 async fn chat<S: Stream>(
     ws: &mut Ws<S>,
     member: &mut Membership,
+    client: IpAddr,
+    grant: Option<&Grant>,
     state: &State,
 ) -> Option<CloseCode> {
     let stop = state.shutdown.stopped();
     tokio::pin!(stop);
+    let mut expiry = expiry(grant);
+    // Loopback clients (local tools, benchmarks) are not limited.
+    let (messages, bytes) = (state.args.room_rate, state.args.room_bytes_rate);
+    let limited = !client.to_canonical().is_loopback();
+    let rate = RoomRate::new(
+        Some(messages).filter(|_| limited),
+        Some(bytes).filter(|_| limited),
+        Instant::now(),
+    );
+    let mut gate = Gate { grant, rate, dropping: false };
     loop {
         tokio::select! {
             // Stop first; then deliver before reading more: a member falls behind only when its
@@ -129,6 +178,7 @@ async fn chat<S: Stream>(
             () = &mut stop => {
                 return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
             }
+            () = expired(&mut expiry) => return expire(ws, state).await,
             item = member.receiver.recv() => match item {
                 Ok(message) => {
                     if let Err(code) = deliver(ws, message, state).await {
@@ -142,7 +192,7 @@ async fn chat<S: Stream>(
             },
             item = ws.recv() => match on_received(item, ws, state) {
                 Ok(Some(message)) => {
-                    if let Err(code) = publish(ws, member, message, state).await {
+                    if let Err(code) = gate.pass(ws, member, message, state).await {
                         return code;
                     }
                 }
@@ -170,6 +220,69 @@ async fn deliver<S: Stream>(
     }
 }
 
+/// What a member's message meets on its way into the room: the room limits, the token's right
+/// to write, and (with a token) its author's name.
+struct Gate<'a> {
+    grant: Option<&'a Grant>,
+    rate: RoomRate,
+    /// Whether the last message was dropped over the limits (one notice per run of drops).
+    dropping: bool,
+}
+
+impl Gate<'_> {
+    /// Publishes `message`, or drops it with a notice to the sender, `{"system": why,
+    /// "dropped": true, "reason": "rate" | "no_publish"}` (over the limits, one notice per run
+    /// of dropped messages). `Err` ends the session.
+    async fn pass<S: Stream>(
+        &mut self,
+        ws: &mut Ws<S>,
+        member: &Membership,
+        message: Message,
+        state: &State,
+    ) -> Result<(), Option<CloseCode>> {
+        if !self.rate.allow(message.len(), Instant::now()) {
+            state.metrics.dropped_rate.fetch_add(1, Relaxed);
+            if std::mem::replace(&mut self.dropping, true) {
+                return Ok(());
+            }
+            let why = "rate limit: messages are dropped until you send more slowly";
+            return dropped(ws, why, "rate", state).await;
+        }
+        self.dropping = false;
+        let Some(grant) = self.grant else { return publish(ws, member, message, state).await };
+        if !grant.publish {
+            state.metrics.dropped_no_publish.fetch_add(1, Relaxed);
+            let why = "your token does not allow writing to this room: message dropped";
+            return dropped(ws, why, "no_publish", state).await;
+        }
+        publish(ws, member, signed(message, &grant.user), state).await
+    }
+}
+
+/// `message` with its author's name: a text message that is a JSON object gets `"name": user`
+/// (whatever name it claimed); other messages are sent as they are.
+fn signed(message: Message, user: &str) -> Message {
+    let Some(text) = message.as_text() else { return message };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(mut object)) => {
+            object.insert("name".to_string(), Value::from(user));
+            Message::text(Value::Object(object).to_string())
+        }
+        _ => message,
+    }
+}
+
+/// Tells the sender its message was dropped.
+async fn dropped<S: Stream>(
+    ws: &mut Ws<S>,
+    why: &str,
+    reason: &str,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let notice = json!({ "system": why, "dropped": true, "reason": reason }).to_string();
+    deliver(ws, Message::text(notice), state).await
+}
+
 /// Sends a member's message to its room. When it reaches nobody (Redis down), the sender gets a
 /// notice instead, a JSON object `{"system": why, "undelivered": true}`, and stays connected.
 async fn publish<S: Stream>(
@@ -185,6 +298,6 @@ async fn publish<S: Stream>(
 
 /// A member that cannot keep up leaves, so that the room does not wait for it.
 async fn slow<S: Stream>(ws: &mut Ws<S>, state: &State, reason: &str) -> Option<CloseCode> {
-    state.metrics.slow_disconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.slow_disconnects.fetch_add(1, Relaxed);
     close(ws, CloseCode::TRY_AGAIN_LATER, reason).await
 }

@@ -10,6 +10,8 @@ use http::HeaderValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wsx::{Acceptor, Config, Limits};
 
+use super::auth::Auth;
+use super::limit::Handshakes;
 use super::metrics::Metrics;
 use super::rooms::Rooms;
 use super::stop::Stop;
@@ -28,6 +30,10 @@ pub(super) struct State {
     /// This node's name (X-Wsx-Node, /healthz).
     pub(super) node: HeaderValue,
     pub(super) shutdown: Stop,
+    /// Token authentication of upgrades (with --auth-*).
+    pub(super) auth: Option<Auth>,
+    /// Handshakes per client address (--handshake-rate).
+    pub(super) handshakes: Handshakes,
 }
 
 impl State {
@@ -41,8 +47,15 @@ impl State {
             per_client: Mutex::default(),
             node,
             shutdown: Stop::default(),
+            auth: None,
+            handshakes: Handshakes::new(args.handshake_rate),
             args,
         }
+    }
+
+    /// This state, authenticating upgrades with `auth`.
+    pub(super) fn with_auth(self, auth: Option<Auth>) -> Self {
+        Self { auth, ..self }
     }
 
     /// This node's name as text (it was made from a `&str`, so it is UTF-8).

@@ -1,25 +1,41 @@
 //! The upgrade policy of `wsx serve`, shared by both upgrade paths (`conn.rs`, `http.rs`):
-//! whether there is room for one more WebSocket ([`places`]), what to answer a valid upgrade
+//! whether there is room for one more WebSocket ([`places`]: also --handshake-rate), whose
+//! token allows what ([`authorized`], with --auth-*), what to answer a valid upgrade
 //! ([`decide`]: Origin, subprotocol, permessage-deflate), and the bookkeeping of a refused
 //! ([`refused`]) or accepted ([`admitted`]) handshake.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use tracing::debug;
 use wsx::{Accept, HandshakeError, Upgrade};
 
+use super::auth::{Denied, Grant};
 use super::metrics::Refusal;
 use super::proxy;
 use super::reply::{refusal, text};
 use super::rooms::Membership;
 use super::state::{Places, State};
 
-/// The places for one more WebSocket from `client`, or the refusal to send (503 while stopping
-/// or full, 429 over --max-per-client).
+/// The places for one more WebSocket from `client`, or the refusal to send (429 over
+/// --handshake-rate unless `client` is a loopback address, 503 while stopping or full, 429 over --max-per-client).
 pub(super) fn places(state: &Arc<State>, client: IpAddr) -> Result<Places, Box<Response<Bytes>>> {
+    // Loopback clients (local tools, benchmarks) are not limited; behind a proxy on this host,
+    // --trust-proxy makes the client the forwarded address.
+    let local = client.to_canonical().is_loopback();
+    let rate = if local { Ok(()) } else { state.handshakes.check(client, Instant::now()) };
+    if let Err(wait) = rate {
+        state.metrics.refused(Refusal::HandshakeRate);
+        let reason = format!("too many handshakes from {client}: try again later\n");
+        let mut response = text(StatusCode::TOO_MANY_REQUESTS, "text/plain; charset=utf-8", reason);
+        // Whole seconds, rounded up: at least 1.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        return Err(Box::new(response));
+    }
     if state.shutdown.is_stopping() {
         state.metrics.refused(Refusal::ShuttingDown);
         let reason = "shutting down\n";
@@ -47,6 +63,54 @@ pub(super) fn places(state: &Arc<State>, client: IpAddr) -> Result<Places, Box<R
         return Err(Box::new(response));
     };
     Ok((permit, slot))
+}
+
+/// With --auth-*, what the token of an upgrade (`uri`, `headers`) to `room` (`None`: echo)
+/// allows, or the refusal to send: 401 without a valid token, 403 when it does not allow the
+/// room. `Ok(None)` when authentication is off.
+pub(super) fn authorized(
+    state: &State,
+    client: IpAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+    room: Option<&str>,
+) -> Result<Option<Box<Grant>>, Box<Response<Bytes>>> {
+    let Some(auth) = &state.auth else { return Ok(None) };
+    let denied = match auth.check(uri, headers, room) {
+        Ok(grant) => return Ok(Some(Box::new(grant))),
+        Err(denied) => denied,
+    };
+    debug!(%client, "token refused: {denied:?}");
+    let (why, status, challenge, reason) = match denied {
+        Denied::Missing => (
+            Refusal::AuthMissing,
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer realm="wsx""#,
+            "a token is required: see docs/auth.md".to_string(),
+        ),
+        Denied::Invalid(why) => (
+            Refusal::AuthInvalid,
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer realm="wsx", error="invalid_token""#,
+            format!("invalid token: {why}"),
+        ),
+        Denied::Expired => (
+            Refusal::AuthExpired,
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer realm="wsx", error="invalid_token", error_description="expired""#,
+            "the token has expired".to_string(),
+        ),
+        Denied::Forbidden(why) => {
+            (Refusal::AuthForbidden, StatusCode::FORBIDDEN, "", format!("forbidden: {why}"))
+        }
+    };
+    state.metrics.refused(why);
+    let mut response = text(status, "text/plain; charset=utf-8", format!("{reason}\n"));
+    if !challenge.is_empty() {
+        let challenge = HeaderValue::from_static(challenge);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    Err(Box::new(response))
 }
 
 /// Answers a valid upgrade from `peer`: the Origin check, the subprotocol (`chat` or
@@ -77,7 +141,7 @@ fn origin_allowed(upgrade: &Upgrade, host: &str, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
         return true;
     }
-    match origin.parse::<http::Uri>() {
+    match origin.parse::<Uri>() {
         Ok(uri) => uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(host)),
         Err(_) => false,
     }
