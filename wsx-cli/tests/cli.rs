@@ -326,6 +326,55 @@ async fn tls_serves_https_and_wss() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// SIGHUP reloads the certificate: new handshakes get the new one, an open connection keeps
+/// working, a broken file keeps the old one, and the server does not stop.
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate() {
+    let dir = std::env::temp_dir().join(format!("wsx-cli-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let issue = |name: &str| {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        let ca = dir.join(name);
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        ca
+    };
+    // A fresh client configuration per connection: no TLS session to resume (a resumed session
+    // skips the certificate, legitimately).
+    let trusting = |ca: &std::path::Path| wsx::tls::client_config(Some(ca)).unwrap();
+    let first = issue("first.pem");
+    let server =
+        Server::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let url = format!("wss://{}/echo", server.addr);
+    let (mut open, _) = connector().tls(trusting(&first)).connect(&url).await.unwrap();
+
+    let second = issue("second.pem");
+    server.signal("-HUP");
+    // The reload happens on the server's own time: wait (bounded) until it shows.
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if connector().tls(trusting(&second)).connect(&url).await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the new certificate is served after SIGHUP");
+    assert!(connector().tls(trusting(&first)).connect(&url).await.is_err(), "the old one is gone");
+    open.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_data(&mut open).await, Message::text("still here"));
+
+    std::fs::write(&key, "not a key").unwrap();
+    server.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut ws, _) = connector().tls(trusting(&second)).connect(&url).await.unwrap();
+    ws.send(Message::text("kept")).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::text("kept"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Sends raw bytes and returns the status line of the answer ("" if the server just closed).
 async fn raw_status(addr: &str, request: &[u8]) -> String {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -90,11 +90,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // The wrapped error is the `source()`: printed by whoever prints the chain, not
-            // here too (no "I/O error: broken pipe: broken pipe").
-            Self::Io(_) => f.write_str("I/O error"),
-            Self::Connect { target, .. } => write!(f, "cannot connect to {target}"),
-            Self::Tls(_) => f.write_str("TLS error"),
+            // The wrapped error is part of the message, so `source()` skips it and goes on
+            // with what caused it: printed as a chain, nothing appears twice (no "I/O error:
+            // broken pipe: broken pipe"), and `{e}` alone still says what happened.
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Connect { target, source } => write!(f, "cannot connect to {target}: {source}"),
+            Self::Tls(e) => write!(f, "TLS error: {e}"),
             Self::Proxy { proxy, reason } => write!(f, "proxy {proxy}: {reason}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
             Self::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
@@ -114,8 +115,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io(e) | Self::Tls(e) | Self::Connect { source: e, .. } => Some(e),
-            // The core's errors are printed in full by `Display` above (they are the message).
+            Self::Io(e) | Self::Tls(e) | Self::Connect { source: e, .. } => e.source(),
+            Self::Handshake(e) => e.source(),
+            Self::Protocol(e) => e.source(),
+            Self::Usage(e) => e.source(),
             _ => None,
         }
     }
@@ -149,7 +152,8 @@ impl From<UsageError> for Error {
 mod tests {
     use super::*;
 
-    /// Printed as a chain (what `anyhow` and most loggers do), every cause appears once.
+    /// Printed alone or as a chain (what `anyhow` and most loggers do), every cause appears
+    /// once.
     fn chain(e: &dyn std::error::Error) -> String {
         let mut out = e.to_string();
         let mut source = e.source();
@@ -165,6 +169,10 @@ mod tests {
     fn errors_do_not_print_their_source_twice() {
         let io = Error::Io(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"));
         assert_eq!(chain(&io), "I/O error: broken pipe");
+        assert_eq!(io.to_string(), "I/O error: broken pipe");
+        // An I/O error that wraps another error: the wrapped one's message once.
+        let tls = Error::Tls(io::Error::other(Error::Closed));
+        assert_eq!(chain(&tls), "TLS error: the connection is closed");
         let connect = Error::Connect {
             target: "127.0.0.1:1".into(),
             source: io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"),

@@ -68,12 +68,39 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// The TLS acceptor of --tls-cert and --tls-key, if given.
+/// The TLS acceptor of --tls-cert and --tls-key, if given. Its certificate is read again on
+/// SIGHUP (certificates renew every few weeks): new handshakes get the new one, open
+/// connections keep theirs, and a reload that fails keeps the old one.
 fn tls_acceptor(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else { return Ok(None) };
-    let config =
-        wsx::tls::server_config(cert, key).context("cannot load the TLS certificate and key")?;
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        tokio::spawn(reload_on_sighup(None));
+        return Ok(None);
+    };
+    let reloadable = wsx::tls::ReloadableCert::load(cert, key)
+        .context("cannot load the TLS certificate and key")?;
+    let config = reloadable.server_config().context("cannot set up TLS")?;
+    tokio::spawn(reload_on_sighup(Some(reloadable)));
     Ok(Some(TlsAcceptor::from(config)))
+}
+
+/// Reloads the TLS certificate on every SIGHUP (and keeps SIGHUP from ending the process).
+async fn reload_on_sighup(cert: Option<Arc<wsx::tls::ReloadableCert>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            match &cert {
+                None => info!("SIGHUP: no certificate to reload (no --tls-cert)"),
+                Some(cert) => match cert.reload() {
+                    Ok(()) => info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => warn!("SIGHUP: {e}; still serving the previous certificate"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cert;
 }
 
 /// This node's name: --node, or the machine's name and the port.
