@@ -37,7 +37,7 @@ fn synopsis(readme: &str, subcommand: &str) -> String {
 fn the_readme_synopsis_matches_the_help() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md at the repository's root");
-    for subcommand in ["serve", "connect", "bench"] {
+    for subcommand in ["serve", "connect", "bench", "token"] {
         let help = Command::new(WSX).args([subcommand, "--help"]).output().unwrap();
         assert!(help.status.success());
         let help = String::from_utf8(help.stdout).unwrap();
