@@ -615,6 +615,7 @@ mod tests {
             let proxy = Proxy::from_vars(env(&vars), secure, "h").unwrap().unwrap();
             assert_eq!(proxy.to_string(), "socks.example:1081");
             assert_eq!(socks(&proxy), (true, Some((&b"u ser"[..], &b"pw"[..]))));
+            assert_eq!(proxy, Proxy::new(vars[0].1).unwrap());
         }
         let vars = [("https_proxy", "socks5://s:1"), ("all_proxy", "http://h:2")];
         let proxy = Proxy::from_vars(env(&vars), true, "h").unwrap().unwrap();

@@ -9,5 +9,6 @@ mod hyper;
 mod keepalive;
 mod proxy;
 mod send_bounds;
+mod socks;
 mod tls;
 mod util;
