@@ -72,12 +72,14 @@ impl Proxy {
     /// A proxy from a URL: `http://host:3128` or `http://user:pass@host:3128` (`http://` is
     /// assumed when no scheme is given, as curl does), `socks5://[user:pass@]host:1080` (the
     /// host name of each connection is resolved here and the proxy is given its address), or
-    /// `socks5h://[user:pass@]host:1080` (the proxy is given the host name and resolves it).
+    /// `socks5h://[user:pass@]host:1080` (the proxy is given the host name and resolves it; an
+    /// IP address is sent as an address either way).
     /// The port defaults to 1080. Credentials are percent-decoded; for SOCKS5 they are sent
     /// with RFC 1929's username/password method (a user name of 1 to 255 bytes, a password of
     /// at most 255). `https://` and `socks4://` proxies are refused.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Proxy { proxy: url.to_string(), reason: why.to_string() };
+        let shown = without_userinfo(url);
+        let bad = |why: &str| Error::Proxy { proxy: shown.clone(), reason: why.to_string() };
         let with_scheme =
             if url.contains("://") { url.to_string() } else { format!("http://{url}") };
         let uri: Uri = with_scheme.parse().map_err(|_| bad("not a valid proxy URL"))?;
@@ -517,6 +519,21 @@ mod socks5 {
     }
 }
 
+/// `url` without its credentials, for error messages.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("{host}{}", &rest[end..]),
+        None => rest.to_string(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
 fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     no_proxy.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
@@ -679,6 +696,12 @@ mod tests {
             let err = Proxy::new(&bad).unwrap_err().to_string();
             assert!(err.contains("user name has 1 to 255 bytes"), "{err}");
         }
+        let err = Proxy::new("socks5://user:secret@[bad").unwrap_err().to_string();
+        assert!(!err.contains("secret") && !err.contains("user"), "{err}");
+        let err = Proxy::new(&format!("socks5://user:{long}@s:1")).unwrap_err().to_string();
+        assert!(err.starts_with("proxy socks5://s:1: ") && !err.contains(&long), "{err}");
+        assert_eq!(without_userinfo("u:p@h:1/x@y"), "h:1/x@y");
+        assert_eq!(without_userinfo("http://h:1"), "http://h:1");
         let max = "y".repeat(255);
         assert!(Proxy::new(&format!("socks5://{max}:{max}@s")).is_ok());
     }
