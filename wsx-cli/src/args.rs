@@ -136,6 +136,7 @@ pub(crate) struct BenchArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("program").args(["exec", "exec_dir"])))]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -234,6 +235,30 @@ pub(crate) struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,
+    /// Run this program for every WebSocket upgrade to a path not otherwise served (websocketd
+    /// style: one process per connection; text messages are its stdin lines, its stdout lines
+    /// are messages). Split like a shell would split it, without running one. See docs/exec.md.
+    #[arg(long, value_name = "'CMD ARGS'")]
+    pub(crate) exec: Option<String>,
+    /// Run the executable DIR/PATH for a WebSocket upgrade to /PATH (404 when there is none;
+    /// nothing outside DIR, no hidden files).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) exec_dir: Option<PathBuf>,
+    /// With --exec/--exec-dir: raw bytes both ways, as binary messages (not lines).
+    #[arg(long, requires = "program")]
+    pub(crate) binary: bool,
+    /// With --exec/--exec-dir: also pass this variable of the server's environment to the
+    /// program (repeatable; `NAME*` for a prefix). By default only PATH, HOME, LANG, LC_*, TZ
+    /// and TMPDIR are.
+    #[arg(long, value_name = "NAME", requires = "program")]
+    pub(crate) exec_env: Vec<String>,
+    /// When a client leaves, how long its program has to exit after its stdin closes, and again
+    /// after SIGTERM, before SIGKILL.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) exec_grace: Duration,
+    /// Most programs running at once (--exec/--exec-dir); more upgrades are refused with 503.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub(crate) max_forks: usize,
 }
 
 /// How binary messages are printed.

@@ -16,10 +16,10 @@ use wsx::Incoming;
 use super::http::serve_http;
 use super::proxy;
 use super::reply::{with_node, X_WSX_NODE};
-use super::route::{route, Route};
+use super::route::{target, Target};
 use super::session::{Session, Stream};
 use super::state::State;
-use super::upgrade::{admitted, authorized, decide, places, refused};
+use super::upgrade::{admitted, authorized, decide, launch, places, refused};
 
 /// Serves one connection until it ends, or the server stops.
 pub(super) async fn serve<S: Stream>(
@@ -47,10 +47,15 @@ async fn open<S: Stream>(
     let incoming = first_request(io, peer, state).await?;
     // An upgrade to one of our WebSocket endpoints over HTTP/1.1 is answered here (HTTP/1.0
     // goes to hyper, which answers a refusal in kind); anything else by hyper.
-    let Some(room) = endpoint(incoming.request().ok().filter(|_| incoming.is_upgrade())) else {
+    let upgrade = incoming.request().ok().filter(|_| incoming.is_upgrade());
+    let Some(target) = endpoint(upgrade, state) else {
         // Boxed: the future of a WebSocket connection is not made as large as hyper's.
         Box::pin(serve_http(incoming.into_http(), peer, state.clone(), alive.clone())).await;
         return None;
+    };
+    let room = match &target {
+        Target::Chat(room) => Some(room.clone()),
+        Target::Echo | Target::Exec => None,
     };
     let (client, path, admission) = {
         let request = incoming.request().ok()?;
@@ -78,12 +83,29 @@ async fn open<S: Stream>(
             return None;
         }
     };
+    let program = match target {
+        Target::Exec => {
+            let request = incoming.request().ok()?;
+            let head = (request.method(), request.uri(), request.headers());
+            match launch(state, SocketAddr::new(client, peer.port()), head, grant.as_deref()) {
+                Ok(program) => Some(program),
+                Err(refusal) => {
+                    incoming.refuse_with(with_node(*refusal, &state.node)).await;
+                    return None;
+                }
+            }
+        }
+        Target::Echo | Target::Chat(_) => None,
+    };
     answer.headers_mut().insert(X_WSX_NODE, state.node.clone());
     let member = admitted(state, room).await;
     match incoming.accept(answer).await {
-        Ok(ws) => Some(Session { ws, client, path, member, grant, _places: places }),
+        Ok(ws) => Some(Session { ws, client, path, member, grant, program, _places: places }),
         Err(e) => {
             debug!(%client, "could not send the 101 response: {e}");
+            if let Some(mut program) = program {
+                program.abandon().await;
+            }
             None
         }
     }
@@ -107,12 +129,7 @@ async fn first_request<S: Stream>(
     }
 }
 
-/// The WebSocket endpoint an upgrade `request` asks for: `Some(None)` for echo,
-/// `Some(Some(room))` for a chat room; `None` when it is not one of ours.
-fn endpoint(request: Option<&Request<()>>) -> Option<Option<String>> {
-    match route(request?.uri().path()) {
-        Route::Echo => Some(None),
-        Route::Chat(room) => Some(Some(room)),
-        _ => None,
-    }
+/// The WebSocket endpoint an upgrade `request` asks for; `None` when it is not one of ours.
+fn endpoint(request: Option<&Request<()>>, state: &State) -> Option<Target> {
+    target(request?.uri().path(), state.exec.is_some())
 }

@@ -22,10 +22,10 @@ use wsx::HandshakeError;
 use super::metrics::{BrokerStats, Refusal};
 use super::proxy;
 use super::reply::{refusal, text, with_node};
-use super::route::{route, Route};
+use super::route::{route, target, Route, Target};
 use super::session::Session;
 use super::state::State;
-use super::upgrade::{admitted, authorized, decide, places, refused};
+use super::upgrade::{admitted, authorized, decide, launch, places, refused};
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
@@ -79,17 +79,15 @@ async fn handle(
     let upgrade = wsx::hyper::is_upgrade_request(&request);
     let path = request.uri().path().to_string();
     let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
-    let response = match (route(&path), upgrade) {
-        (Route::Echo, true) => upgrade_to(&mut request, peer, client, None, &state, alive).await,
-        (Route::Chat(room), true) => {
-            upgrade_to(&mut request, peer, client, Some(room), &state, alive).await
-        }
-        (Route::Echo | Route::Chat(_), false) => refusal(&HandshakeError::NotUpgrade),
-        (Route::Page, false) => page(),
+    let to = upgrade.then(|| target(&path, state.exec.is_some())).flatten();
+    let response = match (route(&path), to) {
+        (_, Some(to)) => upgrade_to(&mut request, peer, client, to, &state, alive).await,
+        (Route::Echo | Route::Chat(_), None) if !upgrade => refusal(&HandshakeError::NotUpgrade),
+        (Route::Page, None) if !upgrade => page(),
         (Route::Favicon, _) => no_content(),
         (Route::Health, _) => health(&state),
         (Route::Metrics, _) => metrics(&state),
-        (_, upgrade) => not_found(&state, &path, upgrade),
+        (_, None) => not_found(&state, &path, upgrade),
     };
     // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
     Ok(with_node(response, &state.node).map(Full::new))
@@ -114,7 +112,11 @@ fn metrics(state: &State) -> Response<Bytes> {
     text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        state.metrics.render(state.rooms.count(), broker_stats(state)),
+        state.metrics.render(
+            state.rooms.count(),
+            broker_stats(state),
+            state.exec.as_ref().map(|e| e.stats()),
+        ),
     )
 }
 
@@ -167,10 +169,14 @@ async fn upgrade_to(
     request: &mut Request<Incoming>,
     peer: SocketAddr,
     client: IpAddr,
-    room: Option<String>,
+    to: Target,
     state: &Arc<State>,
     alive: mpsc::Sender<()>,
 ) -> Response<Bytes> {
+    let room = match &to {
+        Target::Chat(room) => Some(room.clone()),
+        Target::Echo | Target::Exec => None,
+    };
     let places = match places(state, client) {
         Ok(places) => places,
         Err(refusal) => return *refusal,
@@ -184,26 +190,40 @@ async fn upgrade_to(
     let upgraded = wsx::hyper::upgrade(request, config, |head, upgrade| {
         decide(state, peer.ip(), chat, head, upgrade)
     });
-    match upgraded {
-        Ok((response, websocket)) => {
-            let path = request.uri().path().to_string();
-            let member = admitted(state, room).await;
-            let state = state.clone();
-            tokio::spawn(async move {
-                match websocket.await {
-                    Ok(ws) => {
-                        let mut session =
-                            Session { ws, client, path, member, grant, _places: places };
-                        session.run(&state).await
-                    }
-                    Err(e) => debug!(%client, "upgrade failed: {e}"),
-                }
-                drop(alive);
-            });
-            response
+    let (response, websocket) = match upgraded {
+        Ok(upgraded) => upgraded,
+        Err(error) => return refused(state, client, &error),
+    };
+    let program = match to {
+        Target::Exec => {
+            let head = (request.method(), request.uri(), request.headers());
+            match launch(state, SocketAddr::new(client, peer.port()), head, grant.as_deref()) {
+                Ok(program) => Some(program),
+                Err(refusal) => return *refusal,
+            }
         }
-        Err(error) => refused(state, client, &error),
-    }
+        Target::Echo | Target::Chat(_) => None,
+    };
+    let path = request.uri().path().to_string();
+    let member = admitted(state, room).await;
+    let state = state.clone();
+    tokio::spawn(async move {
+        match websocket.await {
+            Ok(ws) => {
+                let mut session =
+                    Session { ws, client, path, member, grant, program, _places: places };
+                session.run(&state).await
+            }
+            Err(e) => {
+                debug!(%client, "upgrade failed: {e}");
+                if let Some(mut program) = program {
+                    program.abandon().await;
+                }
+            }
+        }
+        drop(alive);
+    });
+    response
 }
 
 #[cfg(test)]

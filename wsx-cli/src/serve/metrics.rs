@@ -23,10 +23,14 @@ pub(crate) enum Refusal {
     AuthExpired,
     /// A valid token that does not allow the room (403).
     AuthForbidden,
+    /// Over --max-forks (503).
+    MaxForks,
+    /// The program of --exec/--exec-dir could not be started (500).
+    ExecFailed,
 }
 
 impl Refusal {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 14] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
@@ -39,6 +43,8 @@ impl Refusal {
         Self::AuthInvalid,
         Self::AuthExpired,
         Self::AuthForbidden,
+        Self::MaxForks,
+        Self::ExecFailed,
     ];
 
     fn label(self) -> &'static str {
@@ -55,6 +61,8 @@ impl Refusal {
             Self::AuthInvalid => "auth_invalid",
             Self::AuthExpired => "auth_expired",
             Self::AuthForbidden => "auth_forbidden",
+            Self::MaxForks => "max_forks",
+            Self::ExecFailed => "exec_failed",
         }
     }
 }
@@ -65,6 +73,19 @@ pub(crate) struct BrokerStats {
     pub(crate) up: bool,
     pub(crate) outages: u64,
     pub(crate) undelivered: u64,
+}
+
+/// The programs of --exec/--exec-dir, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExecStats {
+    pub(crate) started: u64,
+    pub(crate) running: u64,
+    /// Exited with status 0.
+    pub(crate) succeeded: u64,
+    /// Exited with another status.
+    pub(crate) failed: u64,
+    /// Ended by a signal (SIGKILL or SIGTERM after a client left, or any other).
+    pub(crate) signalled: u64,
 }
 
 /// Server-wide counters, updated without locks.
@@ -150,7 +171,12 @@ impl Metrics {
     }
 
     /// The exposition text: each metric family with its HELP and TYPE lines.
-    pub(crate) fn render(&self, rooms: usize, broker: Option<BrokerStats>) -> String {
+    pub(crate) fn render(
+        &self,
+        rooms: usize,
+        broker: Option<BrokerStats>,
+        exec: Option<ExecStats>,
+    ) -> String {
         let mut out = Exposition::default();
         self.render_handshakes(&mut out);
         self.render_traffic(&mut out);
@@ -158,6 +184,9 @@ impl Metrics {
         self.render_policy(&mut out);
         if let Some(broker) = broker {
             render_broker(&mut out, broker);
+        }
+        if let Some(exec) = exec {
+            render_exec(&mut out, exec);
         }
         out.0
     }
@@ -247,6 +276,20 @@ fn render_broker(out: &mut Exposition, broker: BrokerStats) {
     );
 }
 
+/// The programs of --exec/--exec-dir (only with them).
+fn render_exec(out: &mut Exposition, exec: ExecStats) {
+    out.one("wsx_exec_started_total", COUNTER, "Programs started (--exec).", exec.started);
+    out.one("wsx_exec_running", GAUGE, "Programs running now (--exec).", exec.running);
+    let exits = [("success", exec.succeeded), ("failure", exec.failed), ("signal", exec.signalled)]
+        .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n));
+    out.metric(
+        "wsx_exec_exited_total",
+        COUNTER,
+        "Programs that ended (--exec), by how: exit status 0, another status, a signal.",
+        &exits,
+    );
+}
+
 const GAUGE: &str = "gauge";
 const COUNTER: &str = "counter";
 
@@ -306,7 +349,7 @@ mod tests {
         let n = (SHARDS + 3) as u64;
         let open = n - n.div_ceil(2) - 1;
         assert_eq!(metrics.open(), open);
-        let text = metrics.render(0, None);
+        let text = metrics.render(0, None, None);
         for line in [
             format!("wsx_connections_open {open}"),
             format!("wsx_handshakes_accepted_total {n}"),

@@ -1,5 +1,6 @@
 //! `wsx serve`: the ready server. One port: the chat page at `/`, WebSocket echo at `/echo`,
-//! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`. This module binds, accepts and shuts
+//! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`; with --exec, a program per
+//! WebSocket on any other path (`exec.rs`). This module binds, accepts and shuts
 //! down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
 //! (`http.rs`); sessions are in `session.rs`.
 
@@ -7,6 +8,7 @@ mod auth;
 mod broker;
 mod bus;
 mod conn;
+mod exec;
 mod http;
 mod limit;
 mod metrics;
@@ -45,8 +47,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let node = node_name(&args, addr)?;
     let rooms = rooms(&args)?;
     let auth = auth::Auth::from_args(&args).context("cannot set up token authentication")?;
-    print_banner(&args, addr, tls.is_some(), &node, auth.is_some());
-    let state = Arc::new(State::new(args, node, rooms).with_auth(auth));
+    let exec = exec::Exec::from_args(&args, addr)?;
+    print_banner(&args, addr, tls.is_some(), &node, auth.is_some(), exec.as_ref());
+    let state = Arc::new(State::new(args, node, rooms).with_auth(auth).with_exec(exec));
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
     let (alive, all_done) = mpsc::channel::<()>(1);
     accept_until_signal(&listener, tls.as_ref(), &state, &alive).await;
@@ -132,7 +135,14 @@ fn rooms(args: &ServeArgs) -> anyhow::Result<Arc<Rooms>> {
 }
 
 /// Says where to find everything, on stdout.
-fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValue, auth: bool) {
+fn print_banner(
+    args: &ServeArgs,
+    addr: SocketAddr,
+    tls: bool,
+    node: &HeaderValue,
+    auth: bool,
+    exec: Option<&exec::Exec>,
+) {
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
         None => "in this process".to_string(),
@@ -142,9 +152,12 @@ fn print_banner(args: &ServeArgs, addr: SocketAddr, tls: bool, node: &HeaderValu
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
-         node: {node}   rooms: {shared}\n{auth}",
+         node: {node}   rooms: {shared}\n{auth}{exec}",
         node = String::from_utf8_lossy(node.as_bytes()),
         auth = if auth { "  WebSocket upgrades need a token (docs/auth.md)\n" } else { "" },
+        exec = exec.map_or_else(String::new, |e| {
+            format!("  any other WebSocket path: {} (docs/exec.md)\n", e.describe())
+        }),
     );
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let mut stdout = std::io::stdout().lock();

@@ -27,6 +27,26 @@ pub(super) fn route(path: &str) -> Route {
     }
 }
 
+/// Where a WebSocket upgrade goes.
+pub(super) enum Target {
+    Echo,
+    Chat(String),
+    /// The program of --exec or --exec-dir.
+    Exec,
+}
+
+/// Where a WebSocket upgrade to `path` goes: echo, a chat room, or, when `exec` (--exec or
+/// --exec-dir), the program, for every path not served otherwise (`/` included); `None`:
+/// nowhere (404).
+pub(super) fn target(path: &str, exec: bool) -> Option<Target> {
+    match route(path) {
+        Route::Echo => Some(Target::Echo),
+        Route::Chat(room) => Some(Target::Chat(room)),
+        Route::Page | Route::NotFound if exec => Some(Target::Exec),
+        Route::Page | Route::Favicon | Route::Health | Route::Metrics | Route::NotFound => None,
+    }
+}
+
 /// Room names: 1 to 64 letters, digits, `-`, `_` or `.`.
 fn valid_room(room: &str) -> bool {
     (1..=64).contains(&room.len())
@@ -45,5 +65,17 @@ mod tests {
         assert!(matches!(route("/chat/"), Route::NotFound));
         assert!(matches!(route("/chat/a/b"), Route::NotFound));
         assert!(matches!(route("/nope"), Route::NotFound));
+    }
+
+    #[test]
+    fn upgrades_go_to_the_program_only_where_nothing_else_is() {
+        assert!(target("/nope", false).is_none());
+        assert!(target("/", false).is_none());
+        assert!(matches!(target("/nope", true), Some(Target::Exec)));
+        assert!(matches!(target("/", true), Some(Target::Exec)));
+        assert!(matches!(target("/echo", true), Some(Target::Echo)));
+        assert!(matches!(target("/chat/r", true), Some(Target::Chat(r)) if r == "r"));
+        assert!(target("/healthz", true).is_none());
+        assert!(target("/metrics", true).is_none());
     }
 }

@@ -1,5 +1,6 @@
-//! One WebSocket session of `wsx serve`, from the 101 to the close: echo or a chat room, over
-//! whichever stream it came on (a hyper upgrade, or the TCP or TLS stream itself).
+//! One WebSocket session of `wsx serve`, from the 101 to the close: echo, a chat room or a
+//! program (--exec: `exec.rs` runs it), over whichever stream it came on (a hyper upgrade, or
+//! the TCP or TLS stream itself).
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
 
 use super::auth::Grant;
+use super::exec::Process;
 use super::limit::RoomRate;
 use super::rooms::Membership;
 use super::state::{Places, State};
@@ -33,6 +35,8 @@ pub(super) struct Session<S> {
     pub(super) member: Option<Membership>,
     /// What its token allows (with --auth-*); boxed: most sessions have none.
     pub(super) grant: Option<Box<Grant>>,
+    /// Its program (--exec); none for echo and rooms.
+    pub(super) program: Option<Box<Process>>,
     /// Held until the session ends.
     pub(super) _places: Places,
 }
@@ -46,11 +50,12 @@ impl<S: Stream> Session<S> {
         state.metrics.opened();
         let ws = &mut self.ws;
         let grant = self.grant.as_deref();
-        let code = match &mut self.member {
-            None => echo(ws, grant, state).await,
+        let code = match (&mut self.member, &mut self.program) {
+            (None, None) => echo(ws, grant, state).await,
             // Boxed: an echo session's future (what every connection's task holds) is not
-            // made as large as a chat session's.
-            Some(member) => Box::pin(chat(ws, member, self.client, grant, state)).await,
+            // made as large as a chat session's or a program's.
+            (Some(member), _) => Box::pin(chat(ws, member, self.client, grant, state)).await,
+            (None, Some(program)) => Box::pin(run_program(ws, program, grant, state)).await,
         };
         state.metrics.closed();
         info!(
@@ -63,6 +68,17 @@ impl<S: Stream> Session<S> {
             "connection closed"
         );
     }
+}
+
+/// Runs `program` with the connection (`exec.rs`); its token's expiry closes it with 1008.
+async fn run_program<S: Stream>(
+    ws: &mut Ws<S>,
+    program: &mut Process,
+    grant: Option<&Grant>,
+    state: &State,
+) -> Option<CloseCode> {
+    let mut expiry = expiry(grant);
+    program.run(ws, &state.shutdown, &state.metrics, expired(&mut expiry)).await
 }
 
 /// How the connection ended, as a close code: the peer's, the error's, or ours.

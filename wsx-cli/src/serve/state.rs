@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wsx::{Acceptor, Config, Limits};
 
 use super::auth::Auth;
+use super::exec::Exec;
 use super::limit::Handshakes;
 use super::metrics::Metrics;
 use super::rooms::Rooms;
@@ -34,6 +35,8 @@ pub(super) struct State {
     pub(super) auth: Option<Auth>,
     /// Handshakes per client address (--handshake-rate).
     pub(super) handshakes: Handshakes,
+    /// The programs of --exec or --exec-dir.
+    pub(super) exec: Option<Exec>,
 }
 
 impl State {
@@ -49,6 +52,7 @@ impl State {
             shutdown: Stop::default(),
             auth: None,
             handshakes: Handshakes::new(args.handshake_rate),
+            exec: None,
             args,
         }
     }
@@ -56,6 +60,11 @@ impl State {
     /// This state, authenticating upgrades with `auth`.
     pub(super) fn with_auth(self, auth: Option<Auth>) -> Self {
         Self { auth, ..self }
+    }
+
+    /// This state, running `exec`'s programs for WebSocket upgrades no other endpoint takes.
+    pub(super) fn with_exec(self, exec: Option<Exec>) -> Self {
+        Self { exec, ..self }
     }
 
     /// This node's name as text (it was made from a `&str`, so it is UTF-8).

@@ -1,19 +1,21 @@
 //! The upgrade policy of `wsx serve`, shared by both upgrade paths (`conn.rs`, `http.rs`):
 //! whether there is room for one more WebSocket ([`places`]: also --handshake-rate), whose
 //! token allows what ([`authorized`], with --auth-*), what to answer a valid upgrade
-//! ([`decide`]: Origin, subprotocol, permessage-deflate), and the bookkeeping of a refused
-//! ([`refused`]) or accepted ([`admitted`]) handshake.
+//! ([`decide`]: Origin, subprotocol, permessage-deflate), the program of an upgrade with
+//! --exec/--exec-dir ([`launch`]: 404, 503 over --max-forks, 500), and the bookkeeping of a
+//! refused ([`refused`]) or accepted ([`admitted`]) handshake.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
-use tracing::debug;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use tracing::{debug, warn};
 use wsx::{Accept, HandshakeError, Upgrade};
 
 use super::auth::{Denied, Grant};
+use super::exec::{self, Process, Refused};
 use super::metrics::Refusal;
 use super::proxy;
 use super::reply::{refusal, text};
@@ -144,6 +146,47 @@ fn origin_allowed(upgrade: &Upgrade, host: &str, allowed: &[String]) -> bool {
     match origin.parse::<Uri>() {
         Ok(uri) => uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(host)),
         Err(_) => false,
+    }
+}
+
+/// With --exec/--exec-dir, starts the program of an accepted upgrade (`method`, `uri`,
+/// `headers`) from `remote`, before the 101; the refusal to send instead: 404 when --exec-dir
+/// has no program for the path, 503 over --max-forks, 500 when it cannot be started.
+pub(super) fn launch(
+    state: &State,
+    remote: SocketAddr,
+    (method, uri, headers): (&Method, &Uri, &HeaderMap),
+    grant: Option<&Grant>,
+) -> Result<Box<Process>, Box<Response<Bytes>>> {
+    let plain =
+        |status, reason: String| Box::new(text(status, "text/plain; charset=utf-8", reason));
+    let Some(programs) = &state.exec else {
+        state.metrics.refused(Refusal::NotFound);
+        return Err(plain(
+            StatusCode::NOT_FOUND,
+            format!("no WebSocket endpoint at {}\n", uri.path()),
+        ));
+    };
+    let request =
+        exec::Request { method, uri, headers, remote, user: grant.map(|g| g.user.as_str()) };
+    match programs.start(&request) {
+        Ok(process) => Ok(Box::new(process)),
+        Err(Refused::NotFound) => {
+            state.metrics.refused(Refusal::NotFound);
+            let reason = format!("no program at {}\n", uri.path());
+            Err(plain(StatusCode::NOT_FOUND, reason))
+        }
+        Err(Refused::Full) => {
+            state.metrics.refused(Refusal::MaxForks);
+            let reason = format!("too many programs running: at most {}\n", state.args.max_forks);
+            Err(plain(StatusCode::SERVICE_UNAVAILABLE, reason))
+        }
+        Err(Refused::Failed(e)) => {
+            state.metrics.refused(Refusal::ExecFailed);
+            warn!(client = %remote, "cannot start the program: {e}");
+            let reason = "cannot start the program\n".to_string();
+            Err(plain(StatusCode::INTERNAL_SERVER_ERROR, reason))
+        }
     }
 }
 
