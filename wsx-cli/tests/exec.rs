@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,19 +22,35 @@ type Ws = wsx::WebSocket<wsx::ClientStream>;
 
 /// A `wsx serve` with `extra` arguments and these variables added to its environment.
 fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    start_logged(extra, env, None)
+}
+
+/// The same, its log (stderr) collected in `log` when given.
+fn start_logged(extra: &[&str], env: &[(&str, &str)], log: Option<Arc<Mutex<String>>>) -> Server {
     let mut child = Command::new(WSX)
         .args(["serve", "--listen", "127.0.0.1:0", "--log"])
         .arg(std::env::var("WSX_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .args(extra)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("WSX_TEST_LOG").is_some() {
+        .stderr(if log.is_some() {
+            Stdio::piped()
+        } else if std::env::var_os("WSX_TEST_LOG").is_some() {
             Stdio::inherit()
         } else {
             Stdio::null()
         })
         .spawn()
         .expect("the wsx binary starts");
+    if let (Some(log), Some(stderr)) = (log, child.stderr.take()) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -457,4 +474,80 @@ fn a_command_line_that_does_not_parse_is_refused_at_startup() {
         .output()
         .unwrap();
     assert!(!output.status.success(), "--binary needs --exec or --exec-dir");
+}
+
+/// The program's stderr lines are in the server's log, with the client's address.
+#[tokio::test]
+async fn stderr_lines_go_to_the_log() {
+    let log = Arc::new(Mutex::new(String::new()));
+    let server = start_logged(
+        &["--exec", "sh -c 'echo oops-on-stderr >&2; echo done'"],
+        &[],
+        Some(log.clone()),
+    );
+    let mut ws = open(&server, "/err").await;
+    let local = ws.get_ref().tcp().local_addr().unwrap();
+    let (lines, code, _) = until_close(&mut ws).await;
+    assert_eq!((lines, code), (vec!["done".to_string()], CloseCode::NORMAL), "stderr is not sent");
+    until("the stderr line in the log", || {
+        log.lock().unwrap().lines().any(|l| {
+            l.contains("INFO")
+                && l.contains("program stderr: oops-on-stderr")
+                && l.contains(&format!("client={local}"))
+        })
+    })
+    .await;
+}
+
+/// With TLS, the program sees HTTPS=on.
+#[tokio::test]
+async fn https_is_on_with_tls() {
+    let dir = std::env::temp_dir().join(format!("wsx-exec-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = start(&[
+        "--exec",
+        "env",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let tls = wsx::tls::client_config(Some(&cert)).unwrap();
+    let url = format!("wss://{}/secure", server.addr);
+    let (mut ws, _) = within("connect", connector().tls(tls).connect(&url)).await.unwrap();
+    let (lines, code, _) = until_close(&mut ws).await;
+    assert_eq!(code, CloseCode::NORMAL);
+    assert!(lines.iter().any(|l| l == "HTTPS=on"), "{lines:#?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// SIGTERM to the server: the client gets 1001, the program ends, the server exits 0.
+#[tokio::test]
+async fn server_shutdown_closes_with_1001_and_ends_the_programs() {
+    let mut server = start(&["--exec", "cat", "--exec-grace", "300ms"]);
+    let pid = server.child.id();
+    let mut ws = open(&server, "/stay").await;
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(text(&mut ws).await, "hello");
+    let cat = children(pid)[0];
+    server.signal("-TERM");
+    match next_data(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    until("the program is gone", || !PathBuf::from(format!("/proc/{cat}")).exists()).await;
+    let status = within("exit", async {
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
 }
