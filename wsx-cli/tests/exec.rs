@@ -551,3 +551,18 @@ async fn server_shutdown_closes_with_1001_and_ends_the_programs() {
     .await;
     assert!(status.success(), "{status:?}");
 }
+
+/// A program that cannot start: 500 before the 101, counted; plain requests never start one.
+#[tokio::test]
+async fn a_program_that_cannot_start_is_a_500() {
+    let server = start(&["--exec", "/nonexistent/wsx-test-program --flag"]);
+    let status = raw_upgrade_status(&server, "/anything").await;
+    assert!(status.starts_with("HTTP/1.1 500"), "{status}");
+    assert_eq!(server.metric("wsx_handshakes_rejected_total{reason=\"exec_failed\"}").await, 1);
+    // Not upgrades: the page, 404 elsewhere; /healthz is /healthz even asked for an upgrade.
+    assert!(server.http_get("/").await.starts_with("HTTP/1.1 200"));
+    assert!(server.http_get("/anything").await.starts_with("HTTP/1.1 404"));
+    assert!(raw_upgrade_status(&server, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(server.metric("wsx_exec_started_total").await, 0);
+    assert_eq!(server.metric("wsx_exec_running").await, 0);
+}
