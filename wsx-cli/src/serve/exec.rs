@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use wsx::{CloseCode, Message, WebSocket};
 
 use super::metrics::{ExecStats, Metrics};
+use super::safepath::{inside, percent_decode, plain_segment};
 use super::stop::Stop;
 use crate::args::ServeArgs;
 
@@ -663,14 +664,11 @@ fn script(dir: &Path, path: &str) -> Option<(PathBuf, String, String)> {
     let segments: Vec<&str> = decoded.strip_prefix('/')?.split('/').collect();
     let mut at = dir.to_path_buf();
     for (i, segment) in segments.iter().enumerate() {
-        if segment.is_empty() || segment.starts_with('.') || segment.contains('\\') {
+        if !plain_segment(segment) {
             return None;
         }
         at.push(segment);
-        let real = std::fs::canonicalize(&at).ok()?;
-        if !real.starts_with(dir) {
-            return None;
-        }
+        let real = inside(dir, &at)?;
         let meta = std::fs::metadata(&real).ok()?;
         if meta.is_dir() {
             at = real;
@@ -695,25 +693,6 @@ fn executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn executable(_: &std::fs::Metadata) -> bool {
     true
-}
-
-/// `path` with its `%XX` escapes decoded; `None` when an escape is malformed, or the result is
-/// not UTF-8 or holds a NUL.
-fn percent_decode(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
 }
 
 /// Splits a command line into words as a POSIX shell would, without running one: blanks
@@ -784,15 +763,6 @@ mod tests {
         assert!(split("sh -c 'oops").is_err());
         assert!(split("say \"oops").is_err());
         assert!(split("trailing\\").is_err());
-    }
-
-    #[test]
-    fn decodes_percent_escapes() {
-        assert_eq!(percent_decode("/a%20b/%2e%2E").as_deref(), Some("/a b/.."));
-        assert_eq!(percent_decode("/%"), None);
-        assert_eq!(percent_decode("/%zz"), None);
-        assert_eq!(percent_decode("/%00"), None);
-        assert_eq!(percent_decode("/%ff"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod proxy;
 mod reply;
 mod rooms;
 mod route;
+mod safepath;
 mod session;
 mod state;
 mod stop;
