@@ -268,6 +268,8 @@ pub(crate) enum BinaryFormat {
     Hex,
     /// The bytes themselves.
     Raw,
+    /// Standard base64 (with padding).
+    Base64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -301,6 +303,29 @@ pub(crate) struct ConnectArgs {
     /// Print the opening handshake (request and response headers) on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
+    /// Keep listening after stdin ends: close (1000) only when the server closes, or on Ctrl-C.
+    #[arg(short = 'n', long)]
+    pub(crate) no_close: bool,
+    /// Start each line received with its arrival time (RFC 3339, UTC, milliseconds).
+    #[arg(long)]
+    pub(crate) timestamp: bool,
+    /// Binary messages both ways as base64 lines: each stdin line is decoded and sent as a
+    /// binary message (same as --binary base64 for what is received).
+    #[arg(long, conflicts_with_all = ["binary", "binary_prefix", "jsonrpc"])]
+    pub(crate) base64: bool,
+    /// Stdin lines that start with PREFIX (e.g. `b:`) are sent as binary messages (the rest
+    /// decoded per --binary: hex, base64 or raw), the others as text; binary messages received
+    /// are printed after PREFIX.
+    #[arg(long, value_name = "PREFIX", conflicts_with = "jsonrpc")]
+    pub(crate) binary_prefix: Option<String>,
+    /// Send each stdin line `METHOD [JSON PARAMS]` as a JSON-RPC 2.0 call with an increasing id
+    /// (e.g. for the Chrome DevTools protocol).
+    #[arg(long)]
+    pub(crate) jsonrpc: bool,
+    /// When the connection is lost (not a normal close, not stdin's end), connect again with
+    /// backoff (100 ms doubling to 10 s, with jitter); lines read meanwhile are sent after.
+    #[arg(long)]
+    pub(crate) reconnect: bool,
 }
 
 /// A number and the unit after it: `"1.5 KiB"` is `(1.5, "KiB")`.

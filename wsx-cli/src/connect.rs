@@ -1,16 +1,23 @@
-//! `wsx connect URL`: a terminal client. Each stdin line is sent as a text message; each message
-//! received is printed on stdout; stdin EOF starts the closing handshake (1000). The exit status
-//! is 0 only when the connection closed normally (1000).
+//! `wsx connect URL`: a terminal client. Each stdin line is sent as a text message (or binary,
+//! or a JSON-RPC call, per the options); each message received is printed on stdout; stdin EOF
+//! starts the closing handshake (1000) unless `--no-close`. The exit status is 0 only when the
+//! connection closed normally (1000). `--reconnect` connects again after a connection is lost.
+
+mod format;
+mod input;
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use bytes::BytesMut;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 use wsx::{ClientStream, CloseCode, Config, Limits, Message, WebSocket};
 
-use crate::args::{BinaryFormat, ConnectArgs};
+use crate::args::ConnectArgs;
+use format::{Encoder, Renderer};
+use input::Input;
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let connector = connector(&args)?;
@@ -21,10 +28,218 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         wsx::proto::write_response(&response, &mut head);
         print_head("< ", &head);
     }
-    if !converse(&mut ws, args.binary).await? {
-        return Ok(ExitCode::FAILURE);
+    let mut session = Session {
+        encoder: Encoder::new(&args),
+        renderer: Renderer::new(&args, false, false),
+        lines: input::spawn_pipe(),
+        stdin_open: true,
+        closing: false,
+        pending: None,
+        interrupts: Interrupts::new()?,
+        args,
+    };
+    loop {
+        let why = match session.converse(&mut ws).await? {
+            End::Aborted => return Ok(ExitCode::FAILURE),
+            End::Closed if session.closing || !session.args.reconnect || !lost(&ws) => {
+                return Ok(exit_status(&ws));
+            }
+            End::Closed => match ws.peer_close() {
+                Some(Some(frame)) => format!("closed with {}: {}", frame.code, frame.reason),
+                _ => "ended without a closing handshake".to_string(),
+            },
+            End::Lost(why) if session.args.reconnect && !session.closing => why,
+            End::Lost(why) => {
+                eprintln!("wsx: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        match session.reconnect(&connector, why).await? {
+            Some(new) => ws = new,
+            None => return Ok(ExitCode::FAILURE),
+        }
     }
-    Ok(exit_status(&ws))
+}
+
+/// How a conversation ended.
+enum End {
+    /// The connection ended (its close tells how).
+    Closed,
+    /// An error: the connection is gone.
+    Lost(String),
+    /// A second Ctrl-C while waiting for the server's close.
+    Aborted,
+}
+
+/// A connection that ended in a way worth connecting again (`--reconnect`): no close, or a close
+/// that says the server is going away or overloaded.
+fn lost(ws: &WebSocket<ClientStream>) -> bool {
+    match ws.peer_close() {
+        Some(Some(frame)) => matches!(frame.code.as_u16(), 1001 | 1011..=1014),
+        _ => true,
+    }
+}
+
+/// What lasts across connections: the lines, the encoder's JSON-RPC id, the options.
+struct Session {
+    args: ConnectArgs,
+    encoder: Encoder,
+    renderer: Renderer,
+    lines: mpsc::Receiver<Input>,
+    stdin_open: bool,
+    /// The Close (1000) was sent: the connection ends once the server answers.
+    closing: bool,
+    /// A message that could not be sent when the connection was lost (sent after reconnecting).
+    pending: Option<Message>,
+    interrupts: Interrupts,
+}
+
+impl Session {
+    /// Sends the lines and prints what arrives until the connection ends.
+    async fn converse(&mut self, ws: &mut WebSocket<ClientStream>) -> anyhow::Result<End> {
+        if let Some(message) = self.pending.take() {
+            if let Err(e) = self.send(ws, message.clone()).await {
+                self.pending = Some(message);
+                return Ok(End::Lost(format!("cannot send: {e}")));
+            }
+        }
+        loop {
+            tokio::select! {
+                item = self.lines.recv(), if self.stdin_open && !self.closing => match item {
+                    Some(Input::Line(line)) => match self.encoder.encode(line) {
+                        Ok(message) => {
+                            if let Err(e) = self.send(ws, message.clone()).await {
+                                if !self.args.reconnect {
+                                    return Err(e).context("cannot send");
+                                }
+                                self.pending = Some(message);
+                                return Ok(End::Lost(format!("cannot send: {e}")));
+                            }
+                        }
+                        Err(why) => eprintln!("wsx: line not sent: {why}"),
+                    },
+                    Some(Input::Error(e)) => return Err(e).context("cannot read stdin"),
+                    None => {
+                        // Messages already on their way are still printed while the server
+                        // answers.
+                        self.stdin_open = false;
+                        if !self.args.no_close {
+                            self.close(ws).await?;
+                        }
+                    }
+                },
+                () = self.interrupts.next() => {
+                    if self.closing {
+                        eprintln!("wsx: interrupted");
+                        return Ok(End::Aborted);
+                    }
+                    self.close(ws).await?;
+                }
+                message = ws.recv() => match message {
+                    Some(Ok(message)) => self.print(&message)?,
+                    Some(Err(e)) => return Ok(End::Lost(e.to_string())),
+                    None => return Ok(End::Closed),
+                },
+            }
+        }
+    }
+
+    async fn send(
+        &mut self,
+        ws: &mut WebSocket<ClientStream>,
+        message: Message,
+    ) -> Result<(), wsx::Error> {
+        let shown = self.renderer.outgoing(&message);
+        ws.send(message).await?;
+        if let Some(line) = shown {
+            self.write_line(&line)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the closing handshake (1000).
+    async fn close(&mut self, ws: &mut WebSocket<ClientStream>) -> anyhow::Result<()> {
+        self.closing = true;
+        match self.send(ws, Message::close(CloseCode::NORMAL, "")).await {
+            Ok(()) | Err(wsx::Error::Closed) => Ok(()),
+            Err(e) => Err(e).context("cannot close"),
+        }
+    }
+
+    fn print(&mut self, message: &Message) -> std::io::Result<()> {
+        if let Message::Close(Some(frame)) = message {
+            if frame.code != CloseCode::NORMAL && !self.renderer.marked() {
+                eprintln!("wsx: server closed with {}: {}", frame.code, frame.reason);
+            }
+        }
+        match self.renderer.incoming(message) {
+            Some(line) => self.write_line(&line),
+            None => Ok(()),
+        }
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    /// Connects again with exponential backoff (100 ms doubling to 10 s, with jitter); `None`
+    /// when Ctrl-C stopped it.
+    async fn reconnect(
+        &mut self,
+        connector: &wsx::Connector,
+        mut why: String,
+    ) -> anyhow::Result<Option<WebSocket<ClientStream>>> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let wait = jitter(delay);
+            eprintln!("wsx: connection lost ({why}); reconnecting in {} ms", wait.as_millis());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.interrupts.next() => return Ok(None),
+            }
+            match connector.connect(&self.args.url).await {
+                Ok((ws, _)) => {
+                    eprintln!("wsx: reconnected to {}", self.args.url);
+                    return Ok(Some(ws));
+                }
+                Err(e) => why = e.to_string(),
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+/// Between half and all of `delay`, at random.
+fn jitter(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    delay / 2 + delay.mul_f64((random % 1000) as f64 / 2000.0)
+}
+
+/// Ctrl-C (SIGINT), each one once.
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot handle SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The client of the command line's options.
@@ -58,36 +273,6 @@ fn connector(args: &ConnectArgs) -> anyhow::Result<wsx::Connector> {
     Ok(connector)
 }
 
-/// Sends stdin's lines and prints what arrives until the connection ends: `Ok(true)` when it
-/// ended (its close tells the exit status), `Ok(false)` after an error that was printed.
-async fn converse(ws: &mut WebSocket<ClientStream>, binary: BinaryFormat) -> anyhow::Result<bool> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    loop {
-        tokio::select! {
-            line = lines.next_line(), if stdin_open => match line.context("cannot read stdin")? {
-                Some(line) => ws.send(Message::text(line)).await.context("cannot send")?,
-                None => {
-                    // Messages already on their way are still printed while the server answers.
-                    stdin_open = false;
-                    match ws.send(Message::close(CloseCode::NORMAL, "")).await {
-                        Ok(()) | Err(wsx::Error::Closed) => {}
-                        Err(e) => return Err(e).context("cannot close"),
-                    }
-                }
-            },
-            message = ws.recv() => match message {
-                Some(Ok(message)) => print_message(message, binary)?,
-                Some(Err(e)) => {
-                    eprintln!("wsx: {e}");
-                    return Ok(false);
-                }
-                None => return Ok(true),
-            },
-        }
-    }
-}
-
 /// Success only for a normal close (1000); otherwise says how the connection ended.
 fn exit_status(ws: &WebSocket<ClientStream>) -> ExitCode {
     match ws.peer_close() {
@@ -109,27 +294,4 @@ fn print_head(prefix: &str, head: &[u8]) {
         let _ = writeln!(err, "{prefix}{line}");
     }
     let _ = writeln!(err);
-}
-
-fn print_message(message: Message, binary: BinaryFormat) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match message {
-        Message::Text(text) => writeln!(out, "{text}")?,
-        Message::Binary(data) => match binary {
-            BinaryFormat::Hex => {
-                let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-                writeln!(out, "{hex}")?;
-            }
-            BinaryFormat::Raw => {
-                out.write_all(&data)?;
-                writeln!(out)?;
-            }
-        },
-        Message::Close(Some(frame)) if frame.code != CloseCode::NORMAL => {
-            eprintln!("wsx: server closed with {}: {}", frame.code, frame.reason);
-        }
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
-    }
-    out.flush()?;
-    Ok(())
 }
