@@ -6,8 +6,16 @@
 # close codes, permessage-deflate (off, default, no context takeover, 9-bit windows, in every
 # pairing) and wss:// with a test CA. Prints the matrix; exits 1 if any check failed.
 # Installs the peers on first use: a venv under target/ (pip) and interop/node/node_modules (npm).
+# Writes the matrix to target/interop/interop.md; `scripts/interop.sh --update-docs` also copies it
+# to docs/interop.md (a deliberate step: a plain run leaves the tracked tree alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+update_docs=0
+case "${1:-}" in
+  --update-docs) update_docs=1 ;;
+  "") ;;
+  *) echo "usage: scripts/interop.sh [--update-docs]" >&2; exit 2 ;;
+esac
 venv=target/interop-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -98,5 +106,10 @@ printf '%s\n' "${results[@]}"
   echo '```'
   printf '%s\n' "${results[@]}"
   echo '```'
-} > docs/interop.md
+} > "$out/interop.md"
+echo "matrix: $out/interop.md"
+if [ $update_docs = 1 ]; then
+  cp "$out/interop.md" docs/interop.md
+  echo "copied to docs/interop.md"
+fi
 [ $failed = 0 ] && echo "interop: all ${#results[@]} runs passed" || { echo "interop: failures above"; exit 1; }
