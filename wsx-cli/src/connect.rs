@@ -6,7 +6,7 @@
 mod format;
 mod input;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,10 +28,23 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         wsx::proto::write_response(&response, &mut head);
         print_head("< ", &head);
     }
+    // A terminal gets a prompt, markers and colours; pipes stay raw.
+    let interactive = std::io::stdin().is_terminal();
+    let color = interactive
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let (lines, printer) = if interactive {
+        let prompt = if color { "\x1b[36m>\x1b[0m " } else { "> " };
+        let (lines, printer) = input::spawn_editor(prompt.to_string())?;
+        (lines, Some(printer))
+    } else {
+        (input::spawn_pipe(), None)
+    };
     let mut session = Session {
         encoder: Encoder::new(&args),
-        renderer: Renderer::new(&args, false, false),
-        lines: input::spawn_pipe(),
+        renderer: Renderer::new(&args, interactive, color),
+        lines,
+        printer,
         stdin_open: true,
         closing: false,
         pending: None,
@@ -86,6 +99,8 @@ struct Session {
     encoder: Encoder,
     renderer: Renderer,
     lines: mpsc::Receiver<Input>,
+    /// Interactive mode: lines are printed above the prompt.
+    printer: Option<input::Printer>,
     stdin_open: bool,
     /// The Close (1000) was sent: the connection ends once the server answers.
     closing: bool,
@@ -118,6 +133,7 @@ impl Session {
                         }
                         Err(why) => eprintln!("wsx: line not sent: {why}"),
                     },
+                    Some(Input::Interrupt) => self.close(ws).await?,
                     Some(Input::Error(e)) => return Err(e).context("cannot read stdin"),
                     None => {
                         // Messages already on their way are still printed while the server
@@ -179,6 +195,12 @@ impl Session {
     }
 
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if let Some(printer) = self.printer.as_mut() {
+            return printer
+                // The newline too: after Ctrl-D no prompt is there to add one.
+                .print(format!("{}\n", String::from_utf8_lossy(line)))
+                .map_err(std::io::Error::other);
+        }
         let mut out = std::io::stdout().lock();
         out.write_all(line)?;
         out.write_all(b"\n")?;

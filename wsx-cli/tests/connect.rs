@@ -297,3 +297,61 @@ fn reconnect_after_the_server_comes_back() {
     server.stop();
     assert!(!client.wait().success());
 }
+
+/// Under a pseudo-terminal (`script`): a prompt, `<` for what arrives, the close shown; Ctrl-D
+/// closes with 1000 (exit status 0). NO_COLOR: no escape sequences for colours.
+#[test]
+fn interactive_prompt_under_a_pseudo_terminal() {
+    let server = Server::start(&[]);
+    let command = format!("{WSX} connect {}", server.url("/echo"));
+    let mut script = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    let mut stdin = script.stdin.take().unwrap();
+    let output = script.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut output = output;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let wait_for = |text: &str, screen: &mut String| {
+        let deadline = Instant::now() + WAIT;
+        while !screen.contains(text) {
+            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            match rx.recv_timeout(left) {
+                Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {text:?} on the terminal in {WAIT:?}: {screen:?}"),
+            }
+        }
+    };
+    wait_for("> ", &mut screen);
+    stdin.write_all(b"hello terminal\r").unwrap();
+    stdin.flush().unwrap();
+    wait_for("< hello terminal", &mut screen);
+    stdin.write_all(b"\x04").unwrap();
+    stdin.flush().unwrap();
+    wait_for("< close 1000", &mut screen);
+    assert!(screen.contains("> close 1000"), "{screen:?}");
+    assert!(!screen.contains("\x1b[32m"), "NO_COLOR: {screen:?}");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = script.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running: {screen:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}: {screen:?}");
+}

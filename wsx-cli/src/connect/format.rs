@@ -192,9 +192,10 @@ impl Renderer {
         Some(line)
     }
 
-    /// The line for a message sent (interactive mode only).
+    /// The line for a message sent (interactive mode only: a close; lines typed stay on screen
+    /// after the `>` prompt).
     pub(super) fn outgoing(&self, message: &Message) -> Option<Vec<u8>> {
-        if !self.marked {
+        if !self.marked || !matches!(message, Message::Close(_)) {
             return None;
         }
         let mut line = self.start(">", CYAN);
