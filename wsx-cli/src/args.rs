@@ -235,6 +235,15 @@ pub(crate) struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001 Close.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) shutdown_timeout: Duration,
+    /// Serve the files of this directory (GET and HEAD) on every path not otherwise served;
+    /// `/` is DIR/index.html when there is one. Nothing outside DIR, no hidden files. See
+    /// docs/static.md.
+    #[arg(long = "static", value_name = "DIR")]
+    pub(crate) static_dir: Option<PathBuf>,
+    /// Serve a WebSocket developer console at /devconsole: a page to connect to any ws:// URL,
+    /// send messages and watch what comes back.
+    #[arg(long)]
+    pub(crate) devconsole: bool,
     /// Run this program for every WebSocket upgrade to a path not otherwise served (websocketd
     /// style: one process per connection; text messages are its stdin lines, its stdout lines
     /// are messages). Split like a shell would split it, without running one. See docs/exec.md.

@@ -1,6 +1,6 @@
 //! The hyper HTTP/1.1 service of `wsx serve`: what is not a WebSocket upgrade coming first on
-//! its connection. It serves the chat page, `/healthz` and `/metrics`, refuses what it cannot
-//! route, and also takes upgrades that come later on a kept-alive connection ([`upgrade_to`]).
+//! its connection. It serves the chat page, `/healthz` and `/metrics`, the files of --static
+//! and the console of --devconsole, refuses what it cannot route, and also takes upgrades that come later on a kept-alive connection ([`upgrade_to`]).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,12 +25,14 @@ use super::reply::{refusal, text, with_node};
 use super::route::{route, target, Route, Target};
 use super::session::Session;
 use super::state::State;
+use super::static_files::{self, Body};
 use super::upgrade::{admitted, authorized, decide, launch, places, refused};
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
 
-type Body = Full<Bytes>;
+/// The developer console of --devconsole: one page, nothing loaded from elsewhere.
+const DEVCONSOLE: &str = include_str!("devconsole.html");
 
 /// Serves HTTP/1.1 on one connection until it ends, is upgraded, or the server stops (what is
 /// not a WebSocket upgrade coming first on its connection).
@@ -83,14 +85,49 @@ async fn handle(
     let response = match (route(&path), to) {
         (_, Some(to)) => upgrade_to(&mut request, peer, client, to, &state, alive).await,
         (Route::Echo | Route::Chat(_), None) if !upgrade => refusal(&HandshakeError::NotUpgrade),
-        (Route::Page, None) if !upgrade => page(),
+        // With --static, DIR/index.html if there is one (other methods get the page as before).
+        (Route::Page, None) if !upgrade => match from_files(&state, &request, true).await {
+            Some(file) => return Ok(with_node(file, &state.node)),
+            None => page(),
+        },
+        (Route::DevConsole, None) if !upgrade && state.args.devconsole => devconsole(),
+        (Route::Favicon, None) if !upgrade => match from_files(&state, &request, true).await {
+            Some(file) => return Ok(with_node(file, &state.node)),
+            None => no_content(),
+        },
         (Route::Favicon, _) => no_content(),
         (Route::Health, _) => health(&state),
         (Route::Metrics, _) => metrics(&state),
+        (_, None) if !upgrade && state.files.is_some() => {
+            let file = from_files(&state, &request, false).await;
+            return Ok(with_node(file.unwrap_or_else(static_files::not_found), &state.node));
+        }
         (_, None) => not_found(&state, &path, upgrade),
     };
     // Which node answered: behind a load balancer, the one thing a client cannot otherwise tell.
-    Ok(with_node(response, &state.node).map(Full::new))
+    Ok(with_node(response, &state.node).map(|body| Either::Left(Full::new(body))))
+}
+
+/// The answer of --static's directory to `request`, if there is a directory and it has one
+/// (`None`: no such file). With `found_only`, only a file found: no 404, and no 405 either.
+async fn from_files(
+    state: &State,
+    request: &Request<Incoming>,
+    found_only: bool,
+) -> Option<Response<Body>> {
+    let files = state.files.as_ref()?;
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+    if found_only && method != http::Method::GET && method != http::Method::HEAD {
+        return None;
+    }
+    files.serve(method, uri, headers).await
+}
+
+/// `/devconsole` (with --devconsole): the developer console.
+fn devconsole() -> Response<Bytes> {
+    let mut page = text(StatusCode::OK, "text/html; charset=utf-8", DEVCONSOLE);
+    page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    page
 }
 
 /// `/`: the chat page.

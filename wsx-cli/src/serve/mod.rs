@@ -1,6 +1,7 @@
 //! `wsx serve`: the ready server. One port: the chat page at `/`, WebSocket echo at `/echo`,
 //! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`; with --exec, a program per
-//! WebSocket on any other path (`exec.rs`). This module binds, accepts and shuts
+//! WebSocket on any other path (`exec.rs`); with --static, a directory's files on any other
+//! path (`static_files.rs`). This module binds, accepts and shuts
 //! down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
 //! (`http.rs`); sessions are in `session.rs`.
 
@@ -19,6 +20,7 @@ mod route;
 mod safepath;
 mod session;
 mod state;
+mod static_files;
 mod stop;
 mod upgrade;
 
@@ -49,8 +51,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rooms = rooms(&args)?;
     let auth = auth::Auth::from_args(&args).context("cannot set up token authentication")?;
     let exec = exec::Exec::from_args(&args, addr)?;
-    print_banner(&args, addr, tls.is_some(), &node, auth.is_some(), exec.as_ref());
-    let state = Arc::new(State::new(args, node, rooms).with_auth(auth).with_exec(exec));
+    let files = args.static_dir.as_deref().map(static_files::StaticFiles::new).transpose()?;
+    print_banner(&args, addr, tls.is_some(), &node, auth.is_some(), exec.as_ref(), files.as_ref());
+    let state =
+        Arc::new(State::new(args, node, rooms).with_auth(auth).with_exec(exec).with_files(files));
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
     let (alive, all_done) = mpsc::channel::<()>(1);
     accept_until_signal(&listener, tls.as_ref(), &state, &alive).await;
@@ -143,6 +147,7 @@ fn print_banner(
     node: &HeaderValue,
     auth: bool,
     exec: Option<&exec::Exec>,
+    files: Option<&static_files::StaticFiles>,
 ) {
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
@@ -153,12 +158,20 @@ fn print_banner(
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
-         node: {node}   rooms: {shared}\n{auth}{exec}",
+         node: {node}   rooms: {shared}\n{auth}{exec}{files}{console}",
         node = String::from_utf8_lossy(node.as_bytes()),
         auth = if auth { "  WebSocket upgrades need a token (docs/auth.md)\n" } else { "" },
         exec = exec.map_or_else(String::new, |e| {
             format!("  any other WebSocket path: {} (docs/exec.md)\n", e.describe())
         }),
+        files = files.map_or_else(String::new, |f| {
+            format!("  files: {} on any other path (docs/static.md)\n", f.root().display())
+        }),
+        console = if args.devconsole {
+            format!("  developer console: {http}://{addr}/devconsole\n")
+        } else {
+            String::new()
+        },
     );
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let mut stdout = std::io::stdout().lock();

@@ -7,6 +7,8 @@ pub(super) enum Route {
     Favicon,
     Health,
     Metrics,
+    /// The developer console (with --devconsole).
+    DevConsole,
     Echo,
     Chat(String),
     NotFound,
@@ -19,6 +21,7 @@ pub(super) fn route(path: &str) -> Route {
         "/favicon.ico" => Route::Favicon,
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
+        "/devconsole" => Route::DevConsole,
         "/echo" => Route::Echo,
         _ => match path.strip_prefix("/chat/") {
             Some(room) if valid_room(room) => Route::Chat(room.to_string()),
@@ -42,8 +45,13 @@ pub(super) fn target(path: &str, exec: bool) -> Option<Target> {
     match route(path) {
         Route::Echo => Some(Target::Echo),
         Route::Chat(room) => Some(Target::Chat(room)),
-        Route::Page | Route::NotFound if exec => Some(Target::Exec),
-        Route::Page | Route::Favicon | Route::Health | Route::Metrics | Route::NotFound => None,
+        Route::Page | Route::DevConsole | Route::NotFound if exec => Some(Target::Exec),
+        Route::Page
+        | Route::Favicon
+        | Route::Health
+        | Route::Metrics
+        | Route::DevConsole
+        | Route::NotFound => None,
     }
 }
 
@@ -65,6 +73,7 @@ mod tests {
         assert!(matches!(route("/chat/"), Route::NotFound));
         assert!(matches!(route("/chat/a/b"), Route::NotFound));
         assert!(matches!(route("/nope"), Route::NotFound));
+        assert!(matches!(route("/devconsole"), Route::DevConsole));
     }
 
     #[test]
@@ -77,5 +86,7 @@ mod tests {
         assert!(matches!(target("/chat/r", true), Some(Target::Chat(r)) if r == "r"));
         assert!(target("/healthz", true).is_none());
         assert!(target("/metrics", true).is_none());
+        assert!(target("/devconsole", false).is_none());
+        assert!(matches!(target("/devconsole", true), Some(Target::Exec)));
     }
 }

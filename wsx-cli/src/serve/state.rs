@@ -15,6 +15,7 @@ use super::exec::Exec;
 use super::limit::Handshakes;
 use super::metrics::Metrics;
 use super::rooms::Rooms;
+use super::static_files::StaticFiles;
 use super::stop::Stop;
 use crate::args::ServeArgs;
 
@@ -37,6 +38,8 @@ pub(super) struct State {
     pub(super) handshakes: Handshakes,
     /// The programs of --exec or --exec-dir.
     pub(super) exec: Option<Exec>,
+    /// The directory of --static.
+    pub(super) files: Option<StaticFiles>,
 }
 
 impl State {
@@ -53,6 +56,7 @@ impl State {
             auth: None,
             handshakes: Handshakes::new(args.handshake_rate),
             exec: None,
+            files: None,
             args,
         }
     }
@@ -65,6 +69,11 @@ impl State {
     /// This state, running `exec`'s programs for WebSocket upgrades no other endpoint takes.
     pub(super) fn with_exec(self, exec: Option<Exec>) -> Self {
         Self { exec, ..self }
+    }
+
+    /// This state, serving `files` on the paths nothing else serves.
+    pub(super) fn with_files(self, files: Option<StaticFiles>) -> Self {
+        Self { files, ..self }
     }
 
     /// This node's name as text (it was made from a `&str`, so it is UTF-8).
