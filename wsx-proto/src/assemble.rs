@@ -131,8 +131,11 @@ impl Assembler {
         if kind == Kind::Text {
             self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
-        // `split` leaves no capacity behind: an idle connection holds no message buffer.
-        finish(kind, self.buf.split().freeze()).map(Some)
+        // The whole buffer goes with the message, and a new empty one (no allocation) stays:
+        // an idle connection holds no message buffer. (`split()` would keep the spare capacity,
+        // and with it the whole allocation, alive here after the application dropped the
+        // message: a connection would hold as much as its largest inflated message.)
+        finish(kind, std::mem::take(&mut self.buf).freeze()).map(Some)
     }
 }
 

@@ -125,3 +125,56 @@ fn compressed_bytes_that_inflate_to_nothing_are_bounded() {
         "{result:?}"
     );
 }
+
+/// After a message is delivered, the connection keeps no part of its buffer: the message owns
+/// its memory alone (a soak found a connection holding its largest inflated message while idle).
+#[test]
+fn a_delivered_message_leaves_no_buffer_behind() {
+    let (mut client, mut server) = deflate_pair(Limits::default());
+    for len in [100, 64 << 10, 300 << 10] {
+        client.send(Message::binary(random(len))).unwrap();
+        let wire = transmitted_all(&mut client);
+        for piece in wire.chunks(1000) {
+            server.receive(piece);
+            if let Some(message) = server.next_message().unwrap() {
+                assert_eq!(message.len(), len);
+                assert_eq!(server.next_message(), Ok(None), "all read");
+                assert_eq!(server.receive_buffer_capacity(), 0, "{len}: buffer kept");
+                let Message::Binary(bytes) = message else { panic!("binary") };
+                assert!(bytes.try_into_mut().is_ok(), "{len}: the connection shares the message");
+            }
+        }
+    }
+    // Without deflate, a message that arrives in pieces too.
+    let mut pair = (client_plain(), server_plain());
+    pair.0.send(Message::text("é".repeat(100_000))).unwrap();
+    let wire = transmitted_all(&mut pair.0);
+    for piece in wire.chunks(1000) {
+        pair.1.receive(piece);
+        if let Some(Message::Text(text)) = pair.1.next_message().unwrap() {
+            assert_eq!(pair.1.next_message(), Ok(None), "all read");
+            assert_eq!(pair.1.receive_buffer_capacity(), 0);
+            assert!(text.into_bytes().try_into_mut().is_ok());
+        }
+    }
+}
+
+fn transmitted_all(conn: &mut Connection) -> Vec<u8> {
+    let mut wire = Vec::new();
+    while let Some(chunk) = conn.next_transmit() {
+        wire.extend_from_slice(&chunk);
+    }
+    wire
+}
+
+fn client_plain() -> Connection {
+    Connection::new(
+        Role::Client,
+        &Negotiated::default(),
+        Config::default().dangerous_rng_seed([4; 32]),
+    )
+}
+
+fn server_plain() -> Connection {
+    Connection::new(Role::Server, &Negotiated::default(), Config::default())
+}
