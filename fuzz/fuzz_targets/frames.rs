@@ -16,8 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let chunk = usize::from(control >> 2) + 1;
     // Bit 1: permessage-deflate agreed on, so compressed frames (and bombs) reach the inflater.
     let negotiated = if control & 2 != 0 { deflate_negotiated() } else { Negotiated::default() };
-    let config =
-        Config::default().limits(Limits::default().max_message_size(MAX)).dangerous_rng_seed([0; 32]);
+    let config = Config::default()
+        .limits(Limits::default().max_message_size(MAX))
+        .dangerous_rng_seed([0; 32]);
     let mut conn = Connection::new(role, &negotiated, config);
     for piece in data.chunks(chunk) {
         conn.receive(piece);

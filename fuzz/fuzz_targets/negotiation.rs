@@ -27,8 +27,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(upgrade) = wsx_proto::Upgrade::from_request(&parsed.value) {
             if let Ok((_, negotiated)) = upgrade.respond(Accept::new().deflate(Some(server))) {
                 if let Some(params) = negotiated.deflate() {
-                    for bits in [params.server_max_window_bits(), params.client_max_window_bits()]
-                    {
+                    for bits in [params.server_max_window_bits(), params.client_max_window_bits()] {
                         assert!((8..=15).contains(&bits), "{bits}");
                     }
                 }
@@ -47,8 +46,10 @@ fuzz_target!(|data: &[u8]| {
     let headers = response.headers_mut();
     headers.insert("upgrade", http::HeaderValue::from_static("websocket"));
     headers.insert("connection", http::HeaderValue::from_static("Upgrade"));
-    headers
-        .insert("sec-websocket-accept", http::HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    headers.insert(
+        "sec-websocket-accept",
+        http::HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    );
     headers.insert("sec-websocket-extensions", answer);
     if let Ok(negotiated) = client.verify(&response, Bytes::new()) {
         if let Some(params) = negotiated.deflate() {

@@ -91,10 +91,8 @@ impl Side {
 }
 
 fn negotiated(deflate: Option<DeflateConfig>) -> (wsx_proto::Negotiated, wsx_proto::Negotiated) {
-    let handshake = ClientRequest::new("ws://h/")
-        .deflate(deflate)
-        .build(Key::from_bytes([0; 16]))
-        .unwrap();
+    let handshake =
+        ClientRequest::new("ws://h/").deflate(deflate).build(Key::from_bytes([0; 16])).unwrap();
     let upgrade = Upgrade::from_request(handshake.request()).unwrap();
     let (response, server) = upgrade.respond(Accept::new().deflate(deflate)).unwrap();
     let client = handshake.verify(&response, Bytes::new()).unwrap();

@@ -115,32 +115,32 @@ impl Config {
     /// Send a ping after this long without receiving anything (default: off). A peer that then
     /// sends nothing for [`keepalive_timeout`](Self::keepalive_timeout) is closed with 1011.
     pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
-        self.timeouts.keepalive = interval;
+        self.timeouts.set_keepalive(interval);
         self
     }
 
     /// How long a keepalive ping may go unanswered (default 20 s).
     pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.keepalive_timeout = timeout;
+        self.timeouts.set_keepalive_timeout(timeout);
         self
     }
 
     /// Close with 1001 after this long without receiving anything (default: off).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeouts.idle = timeout;
+        self.timeouts.set_idle(timeout);
         self
     }
 
     /// How long to wait for the peer's Close frame after ours, and (a client) for the server
     /// to close TCP after the closing handshake (default 5 s); then the connection is dropped.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.close = timeout;
+        self.timeouts.set_close(timeout);
         self
     }
 
     /// The keepalive interval, if keepalive is on.
     pub fn keepalive_interval(&self) -> Option<Duration> {
-        self.timeouts.keepalive
+        self.timeouts.keepalive()
     }
 
     /// Size limits.

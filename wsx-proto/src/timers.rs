@@ -14,22 +14,63 @@
 use std::time::{Duration, Instant};
 
 /// The timers of a [`Config`](crate::Config), all off by default except the close timeout.
+///
+/// Kept in whole milliseconds (4 bytes each instead of a `Duration`'s 16, 0 meaning off where a
+/// timer can be off): every connection carries them. Up to 49 days; longer saturates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
-    pub(crate) keepalive: Option<Duration>,
-    pub(crate) keepalive_timeout: Duration,
-    pub(crate) idle: Option<Duration>,
-    pub(crate) close: Duration,
+    keepalive: u32,
+    keepalive_timeout: u32,
+    idle: u32,
+    close: u32,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            keepalive: None,
-            keepalive_timeout: Duration::from_secs(20),
-            idle: None,
-            close: Duration::from_secs(5),
-        }
+        Self { keepalive: 0, keepalive_timeout: 20_000, idle: 0, close: 5_000 }
+    }
+}
+
+/// Milliseconds of `d`, at least 1 (a timer that is on never fires at once), saturating.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
+fn duration(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
+}
+
+impl Timeouts {
+    pub(crate) fn set_keepalive(&mut self, interval: Option<Duration>) {
+        self.keepalive = interval.map_or(0, millis);
+    }
+
+    pub(crate) fn set_keepalive_timeout(&mut self, timeout: Duration) {
+        self.keepalive_timeout = millis(timeout);
+    }
+
+    pub(crate) fn set_idle(&mut self, timeout: Option<Duration>) {
+        self.idle = timeout.map_or(0, millis);
+    }
+
+    pub(crate) fn set_close(&mut self, timeout: Duration) {
+        self.close = millis(timeout);
+    }
+
+    pub(crate) fn keepalive(&self) -> Option<Duration> {
+        (self.keepalive > 0).then(|| duration(self.keepalive))
+    }
+
+    fn keepalive_timeout(&self) -> Duration {
+        duration(self.keepalive_timeout)
+    }
+
+    fn idle(&self) -> Option<Duration> {
+        (self.idle > 0).then(|| duration(self.idle))
+    }
+
+    fn close(&self) -> Duration {
+        duration(self.close)
     }
 }
 
@@ -104,7 +145,7 @@ impl Timers {
 
     /// Whether keepalive or the idle timeout watch what is received.
     fn watch_input(&self) -> bool {
-        self.timeouts.keepalive.is_some() || self.timeouts.idle.is_some()
+        self.timeouts.keepalive > 0 || self.timeouts.idle > 0
     }
 
     /// Bytes arrived (the time is taken at the next `advance`).
@@ -133,15 +174,15 @@ impl Timers {
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if open {
             let last = self.last_received.unwrap_or(now);
-            if let Some(interval) = self.timeouts.keepalive {
+            if let Some(interval) = self.timeouts.keepalive() {
                 let wait = if self.ping_sent {
-                    interval + self.timeouts.keepalive_timeout
+                    interval + self.timeouts.keepalive_timeout()
                 } else {
                     interval
                 };
                 consider(last + wait);
             }
-            if let Some(idle) = self.timeouts.idle {
+            if let Some(idle) = self.timeouts.idle() {
                 consider(last + idle);
             }
         }
@@ -159,7 +200,7 @@ impl Timers {
             self.unstamped = false;
         }
         if self.close_deadline == Some(None) {
-            self.close_deadline = Some(Some(now + self.timeouts.close));
+            self.close_deadline = Some(Some(now + self.timeouts.close()));
         }
         if awaiting && self.close_deadline.flatten().is_some_and(|d| d <= now) {
             return Some(Due::Expired(Timeout::Close));
@@ -168,8 +209,8 @@ impl Timers {
             return None;
         }
         let idle_for = now - self.last_received.unwrap_or(now);
-        if let Some(interval) = self.timeouts.keepalive {
-            if idle_for >= interval + self.timeouts.keepalive_timeout && self.ping_sent {
+        if let Some(interval) = self.timeouts.keepalive() {
+            if idle_for >= interval + self.timeouts.keepalive_timeout() && self.ping_sent {
                 return Some(Due::Expired(Timeout::Keepalive));
             }
             if idle_for >= interval && !self.ping_sent {
@@ -177,7 +218,7 @@ impl Timers {
                 return Some(Due::Ping);
             }
         }
-        if self.timeouts.idle.is_some_and(|t| idle_for >= t) {
+        if self.timeouts.idle().is_some_and(|t| idle_for >= t) {
             return Some(Due::Expired(Timeout::Idle));
         }
         None
