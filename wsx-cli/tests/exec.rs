@@ -51,17 +51,7 @@ fn start_logged(extra: &[&str], env: &[(&str, &str)], log: Option<Arc<Mutex<Stri
             }
         });
     }
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let addr = first
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    Server { child, addr }
+    Server::from_child(child)
 }
 
 fn start(extra: &[&str]) -> Server {

@@ -20,7 +20,7 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(WSX)
+        let child = Command::new(WSX)
             .args(["serve", "--listen", "127.0.0.1:0", "--log"])
             .arg(std::env::var("WSX_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .args(extra)
@@ -32,6 +32,12 @@ impl Server {
             })
             .spawn()
             .expect("the wsx binary starts");
+        Self::from_child(child)
+    }
+
+    /// A `wsx serve` started by the caller (stdout piped): waits for its banner and reads its
+    /// address from it.
+    pub(crate) fn from_child(mut child: Child) -> Self {
         let mut first = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut first).unwrap();
