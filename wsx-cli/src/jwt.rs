@@ -52,22 +52,19 @@ pub(crate) fn secret(file: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(Some(secret))
 }
 
-/// The algorithms wsx signs and verifies.
-fn supported(algorithm: Algorithm) -> Result<(), Error> {
+/// The key family of an algorithm wsx signs and verifies (HS256, RS256, ES256); any other
+/// algorithm is refused.
+fn family(algorithm: Algorithm) -> Result<AlgorithmFamily, Error> {
     match algorithm {
-        Algorithm::HS256 | Algorithm::RS256 | Algorithm::ES256 => Ok(()),
+        Algorithm::HS256 => Ok(AlgorithmFamily::Hmac),
+        Algorithm::RS256 => Ok(AlgorithmFamily::Rsa),
+        Algorithm::ES256 => Ok(AlgorithmFamily::Ec),
         _ => Err(ErrorKind::UnsupportedAlgorithm.into()),
     }
 }
 
 fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
-    supported(*algorithm)?;
-    let family = match algorithm {
-        Algorithm::HS256 => AlgorithmFamily::Hmac,
-        Algorithm::RS256 => AlgorithmFamily::Rsa,
-        _ => AlgorithmFamily::Ec,
-    };
-    if key.family() != family {
+    if key.family() != family(*algorithm)? {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
     let key = match algorithm {
@@ -89,13 +86,7 @@ fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>
 }
 
 fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
-    supported(*algorithm)?;
-    let family = match algorithm {
-        Algorithm::HS256 => AlgorithmFamily::Hmac,
-        Algorithm::RS256 => AlgorithmFamily::Rsa,
-        _ => AlgorithmFamily::Ec,
-    };
-    if key.family() != family {
+    if key.family() != family(*algorithm)? {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
     let key = match (algorithm, key.kind()) {
