@@ -360,8 +360,11 @@ where
                 self.finish();
                 return Poll::Ready(None);
             }
-            if let Poll::Ready(e) = self.poll_timers(cx) {
-                return Poll::Ready(e.map(Err));
+            match self.poll_timers(cx) {
+                Poll::Ready(Some(e)) => return Poll::Ready(Some(Err(e))),
+                // The close timer ended a normal wait: close TCP at the top of the loop.
+                Poll::Ready(None) => continue,
+                Poll::Pending => {}
             }
             if !self.conn.wants_read() {
                 continue; // the core has enough: decode before reading more
@@ -388,7 +391,8 @@ where
     }
 
     /// Tells the core the time when it asks, and sleeps until its next deadline otherwise.
-    /// `Ready(Some(e))`: a timer ended the connection, report `e`.
+    /// `Ready(Some(e))`: a timer ended the connection, report `e`; `Ready(None)`: the close timer
+    /// ended a normal wait, and it is time to close TCP.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<Error>> {
         loop {
             let Some(deadline) = self.conn.poll_timeout() else {
