@@ -170,6 +170,18 @@ pub(crate) struct ServeArgs {
     /// Messages a chat member may fall behind its room before it is disconnected (1013).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) room_backlog: usize,
+    /// Messages kept per chat room for `superchat` members joining with history or resuming
+    /// after a disconnect (docs/rooms.md); 0 keeps none. In Redis with --redis, else in memory.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) history: usize,
+    /// Room messages older than this are not replayed, and a room quiet for this long loses
+    /// its history (a new epoch); 0 turns it off.
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) history_ttl: Duration,
+    /// Rooms without members whose history is kept in memory (without --redis): the least
+    /// recently used beyond it are forgotten.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub(crate) history_rooms: usize,
     /// How long a chat member's socket may refuse data before it is disconnected (1013).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) slow_timeout: Duration,

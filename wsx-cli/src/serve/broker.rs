@@ -1,29 +1,43 @@
 //! The Redis broker behind `wsx serve --redis`: the [`Bus`] that makes chat rooms span several
-//! nodes.
+//! nodes, with their offsets, history and presence (docs/rooms.md).
 //!
-//! - One Redis connection per node, a `redis::aio::ConnectionManager` speaking RESP3, carries
-//!   the PUBLISHes and the node's subscriptions (one channel per room with members here).
-//! - A member's message is PUBLISHed and only delivered when it comes back from the
-//!   subscription, by the single task that reads the connection's pushes: every node hands a
-//!   room's messages to its members in the order in which Redis executed the PUBLISHes.
+//! - Per room, three keys with the room's name as hash tag (one cluster slot per room):
+//!   `PREFIX{ROOM}:meta` (a hash: the epoch and the last offset), `PREFIX{ROOM}:log` (a stream
+//!   of the last `--history` messages, entry id `OFFSET-1`), `PREFIX{ROOM}:who` (a sorted set:
+//!   the members present, scored by when their entry expires); and the channel `PREFIX{ROOM}`.
+//! - Publishing is one Lua script per message ([`PUBLISH`]): take the next offset, append to
+//!   the stream, PUBLISH, in one atomic step, so the stream's order and the live order are the
+//!   same. A per-node publisher task sends whatever is queued as one pipeline per round trip
+//!   (per-sender order kept: one queue, one pipeline at a time); the queue is bounded, so a
+//!   sender waits when Redis does not keep up.
+//! - Joining is one script ([`JOIN`]): enter the presence list and announce it, read the epoch,
+//!   the last offset, the members and what to replay, atomically. The node subscribes to the
+//!   room before it runs it, so nothing falls between the replay and the live messages.
+//! - Presence: every node refreshes its members' entries every [`PRESENCE_REFRESH`]; an entry
+//!   not refreshed for [`PRESENCE_TTL`] (its node died) is removed, with a leave event, by the
+//!   next refresh of any node ([`REFRESH`]).
+//! - Every node hands a room's events to its members in the order its subscription brings them,
+//!   by one task ([`read_pushes`]).
 //! - Outage policy: while Redis is unreachable the node keeps serving (echo, pages, open chat
-//!   connections), reports `degraded` in `/healthz` and `wsx_broker_up 0` in `/metrics`, and
-//!   refuses room messages: each is dropped and its sender is told so (a JSON notice). Nothing is
-//!   queued, so nothing arrives late or twice. A supervisor reconnects with backoff (100 ms
-//!   doubling to 5 s) and resubscribes to the rooms that still have members before it reports
-//!   the broker up again.
+//!   connections), reports `degraded` in `/healthz` and `wsx_broker_up 0` in `/metrics`,
+//!   refuses new room members (503) and room messages (each is dropped and its sender told so).
+//!   A supervisor reconnects with backoff (100 ms doubling to 5 s) and resubscribes to the rooms
+//!   that still have members (and re-enters their presence) before it reports the broker up
+//!   again. Members resume with their offsets (docs/rooms.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands as _, IntoConnectionInfo as _, ProtocolVersion, PushKind, Value};
+use redis::{IntoConnectionInfo as _, ProtocolVersion, PushKind, Script, Value};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 use wsx::Message;
 
-use super::bus::{Bus, Local, Publishing, Undelivered};
+use super::bus::{new_epoch, Bus, Event, Joining, Local, Member, Posted, Publishing};
+use super::bus::{Replay, Start, Undelivered};
+use super::rooms::History;
 
 /// How often a healthy connection is checked with PING.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,6 +45,106 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reconnect backoff: from the first to the last delay, doubling.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// How often a node refreshes its members' presence entries.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// How long a presence entry lives without a refresh (docs/rooms.md promises 15 s).
+const PRESENCE_TTL: Duration = Duration::from_secs(15);
+/// Jobs queued for the publisher before senders wait.
+const QUEUE: usize = 4096;
+/// Jobs sent in one pipeline at most.
+const BATCH: usize = 512;
+
+/// Takes the next offset, appends the message to the stream and publishes it, atomically.
+/// KEYS: meta, log. ARGV: channel, a new epoch (used if the room has none), the encoded
+/// message, --history, --history-ttl in ms (0: none). Returns the offset.
+const PUBLISH: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
+local t = redis.call('TIME')
+local now = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local id = string.format('%d-1', top)
+local keep = tonumber(ARGV[4])
+if keep > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', keep, id, 't', now, 'd', ARGV[3])
+end
+redis.call('PUBLISH', ARGV[1], 'M' .. epoch .. ':' .. string.format('%d', top) .. ':' .. now .. ':' .. ARGV[3])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  if keep > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return top
+"#;
+
+/// Enters a member in the presence list (announcing it) and reads where it starts.
+/// KEYS: meta, log, who. ARGV: channel, a new epoch, the member (JSON), presence TTL in ms,
+/// `live` | `last` | `after`, the count or offset, the member's epoch, --history-ttl in ms.
+/// Returns {epoch, top, members, entries}.
+const JOIN: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+  local ttl = tonumber(ARGV[8])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+local top = redis.call('HGET', KEYS[1], 'top') or '0'
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[4]))
+redis.call('PUBLISH', ARGV[1], 'J' .. ARGV[3])
+local present = redis.call('ZRANGEBYSCORE', KEYS[3], now, '+inf')
+local entries = {}
+if ARGV[5] == 'last' then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[6])
+elseif ARGV[5] == 'after' then
+  if ARGV[7] == epoch then
+    entries = redis.call('XRANGE', KEYS[2], string.format('%d-0', tonumber(ARGV[6]) + 1), '+')
+  else
+    entries = redis.call('XRANGE', KEYS[2], '-', '+')
+  end
+end
+return {epoch, top, present, entries}
+"#;
+
+/// Takes a member out of the presence list, announcing it (once).
+/// KEYS: who. ARGV: channel, the member (JSON).
+const LEAVE: &str = r#"
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then
+  redis.call('PUBLISH', ARGV[1], 'L' .. ARGV[2])
+end
+return 0
+"#;
+
+/// Refreshes a node's members in a room's presence list, and removes (announcing each) the
+/// entries nobody refreshed in time. KEYS: who. ARGV: channel, presence TTL in ms, `XX` (only
+/// those still there) or `ALL` (after a reconnect: Redis may have lost them), the members.
+const REFRESH: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ttl = tonumber(ARGV[2])
+for i = 4, #ARGV do
+  if ARGV[3] == 'XX' then
+    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
+  else
+    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+  end
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
+for _, m in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('PUBLISH', ARGV[1], 'L' .. m)
+end
+if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[1], 2 * ttl) end
+return #gone
+"#;
 
 /// What the supervisor is asked to do with a room's subscription.
 #[derive(Debug)]
@@ -39,19 +153,62 @@ enum Command {
     Unsubscribe(String),
 }
 
-/// A node's link to Redis. Cheap to share; the work happens in two tasks ([`Bus::start`]).
+/// What the publisher sends to Redis, in the order queued.
+#[derive(Debug)]
+enum Job {
+    Publish {
+        room: String,
+        member: Arc<str>,
+        payload: Vec<u8>,
+    },
+    Leave {
+        room: String,
+        member: String,
+    },
+    /// `all`: re-enter every member (after a reconnect), not only those still listed.
+    Refresh {
+        room: String,
+        members: Vec<String>,
+        all: bool,
+    },
+}
+
+/// The scripts (by their SHA-1), and the source of those the publisher runs.
+#[derive(Debug)]
+struct Scripts {
+    publish: Script,
+    join: Script,
+    leave: Script,
+    refresh: Script,
+}
+
+/// The scripts the publisher's pipelines run, loaded at the head of each.
+const PIPELINED: [&str; 3] = [PUBLISH, LEAVE, REFRESH];
+
+/// A node's link to Redis. Cheap to share; the work happens in tasks ([`Bus::start`]).
 #[derive(Debug)]
 pub(crate) struct Broker {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
+    jobs: mpsc::Sender<Job>,
     /// Taken by [`Bus::start`].
-    start: Mutex<Option<(redis::Client, mpsc::UnboundedReceiver<Command>)>>,
+    start: Mutex<Option<Start_>>,
+}
+
+/// What [`Bus::start`] hands to the tasks it starts.
+#[derive(Debug)]
+struct Start_ {
+    client: redis::Client,
+    commands: mpsc::UnboundedReceiver<Command>,
+    jobs: mpsc::Receiver<Job>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    /// Channel names are this prefix and the room's name.
+    /// Key and channel names start with this prefix.
     prefix: String,
+    history: History,
+    scripts: Scripts,
     /// Set once the first connection is made.
     manager: Mutex<Option<ConnectionManager>>,
     up: AtomicBool,
@@ -59,54 +216,223 @@ struct Inner {
     lost: Notify,
     outages: AtomicU64,
     undelivered: AtomicU64,
+    /// The publisher's queue, for the presence refresher.
+    jobs: mpsc::Sender<Job>,
+}
+
+/// A room's keys and channel.
+struct Keys {
+    meta: String,
+    log: String,
+    who: String,
+    channel: String,
+}
+
+impl Inner {
+    fn keys(&self, room: &str) -> Keys {
+        let channel = format!("{}{{{room}}}", self.prefix);
+        Keys {
+            meta: format!("{channel}:meta"),
+            log: format!("{channel}:log"),
+            who: format!("{channel}:who"),
+            channel,
+        }
+    }
+
+    fn manager(&self) -> Option<ConnectionManager> {
+        let manager = self.manager.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        manager.filter(|_| self.up.load(Relaxed))
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.history.ttl.as_millis() as u64
+    }
+
+    /// The command that runs `job`.
+    fn command(&self, job: &Job) -> redis::Cmd {
+        let presence_ttl = PRESENCE_TTL.as_millis() as u64;
+        match job {
+            Job::Publish { room, payload, .. } => {
+                let keys = self.keys(room);
+                let mut cmd = evalsha(&self.scripts.publish, &[&keys.meta, &keys.log]);
+                cmd.arg(&keys.channel).arg(new_epoch()).arg(payload.as_slice());
+                cmd.arg(self.history.messages).arg(self.ttl_ms());
+                cmd
+            }
+            Job::Leave { room, member } => {
+                let keys = self.keys(room);
+                let mut cmd = evalsha(&self.scripts.leave, &[&keys.who]);
+                cmd.arg(&keys.channel).arg(member);
+                cmd
+            }
+            Job::Refresh { room, members, all } => {
+                let keys = self.keys(room);
+                let mut cmd = evalsha(&self.scripts.refresh, &[&keys.who]);
+                cmd.arg(&keys.channel).arg(presence_ttl).arg(if *all { "ALL" } else { "XX" });
+                cmd.arg(members);
+                cmd
+            }
+        }
+    }
+}
+
+/// `EVALSHA` of `script` on `keys` (its arguments to be added).
+fn evalsha(script: &Script, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd
 }
 
 impl Broker {
-    /// A broker for the Redis at `url` (`redis://HOST:PORT[/DB]`); nothing connects before
-    /// [`Bus::start`]. Channels are named `prefix` + room.
-    pub(crate) fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
+    /// A broker for the Redis at `url` (`redis://HOST:PORT[/DB]`) for the node named `node`,
+    /// keeping `history`; nothing connects before [`Bus::start`]. Keys and channels start with
+    /// `prefix`.
+    pub(crate) fn new(
+        url: &str,
+        prefix: &str,
+        node: &str,
+        history: History,
+    ) -> anyhow::Result<Self> {
         let info = url.into_connection_info().map_err(|e| {
             anyhow::anyhow!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT[/DB]")
         })?;
         // RESP3: subscriptions and commands share the one connection.
         let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))?;
-        let (commands, receiver) = mpsc::unbounded_channel();
+        let (commands, command_receiver) = mpsc::unbounded_channel();
+        let (jobs, job_receiver) = mpsc::channel(QUEUE);
+        debug!(node, "Redis broker for {}", redacted(url));
+        let scripts = Scripts {
+            publish: Script::new(PUBLISH),
+            join: Script::new(JOIN),
+            leave: Script::new(LEAVE),
+            refresh: Script::new(REFRESH),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 prefix: prefix.to_string(),
+                history,
+                scripts,
                 manager: Mutex::new(None),
                 up: AtomicBool::new(false),
                 lost: Notify::new(),
                 outages: AtomicU64::new(0),
                 undelivered: AtomicU64::new(0),
+                jobs: jobs.clone(),
             }),
             commands,
-            start: Mutex::new(Some((client, receiver))),
+            jobs,
+            start: Mutex::new(Some(Start_ {
+                client,
+                commands: command_receiver,
+                jobs: job_receiver,
+            })),
         })
     }
 
-    /// PUBLISHes `message` to `room`'s channel; it reaches the members (the sender included)
-    /// when it comes back through the subscriptions.
-    async fn publish_now(&self, room: &str, message: &Message) -> Result<(), Undelivered> {
-        let manager = self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (true, Some(mut manager)) = (self.is_up(), manager) else {
+    /// Queues `message` for the publisher.
+    async fn queue(
+        &self,
+        room: &str,
+        member: &Arc<str>,
+        message: Message,
+    ) -> Result<(), Undelivered> {
+        if !self.is_up() {
             self.inner.undelivered.fetch_add(1, Relaxed);
             return Err(Undelivered::BrokerDown);
+        }
+        let job = Job::Publish {
+            room: room.to_string(),
+            member: member.clone(),
+            payload: encode(&message),
         };
-        let channel = format!("{}{room}", self.inner.prefix);
-        let published = manager.publish::<_, _, usize>(channel, encode(message));
-        match tokio::time::timeout(RESPONSE_TIMEOUT, published).await {
-            Ok(Ok(_)) => Ok(()),
-            failed => {
-                let why =
-                    failed.map_or_else(|_| "no answer".to_string(), |e| e.unwrap_err().to_string());
-                self.inner.went_down(&format!("PUBLISH failed: {why}"));
-                self.inner.undelivered.fetch_add(1, Relaxed);
+        self.jobs.send(job).await.map_err(|_| Undelivered::BrokerDown)
+    }
+
+    /// Runs the join script for `member` of `room` starting at `start`.
+    async fn join_now(
+        &self,
+        room: &str,
+        member: &Member,
+        start: &Start,
+    ) -> Result<Replay, Undelivered> {
+        let Some(mut manager) = self.inner.manager() else { return Err(Undelivered::BrokerDown) };
+        let keys = self.inner.keys(room);
+        let (mode, n, epoch) = match start {
+            Start::Live => ("live", 0, ""),
+            Start::Last(n) => ("last", *n, ""),
+            Start::After { epoch, offset } => ("after", *offset, epoch.as_str()),
+        };
+        let mut invocation = self.inner.scripts.join.prepare_invoke();
+        invocation.key(&keys.meta).key(&keys.log).key(&keys.who);
+        invocation.arg(&keys.channel).arg(new_epoch()).arg(member.to_json());
+        invocation.arg(PRESENCE_TTL.as_millis() as u64).arg(mode).arg(n).arg(epoch);
+        invocation.arg(self.inner.ttl_ms());
+        let joined =
+            tokio::time::timeout(RESPONSE_TIMEOUT, invocation.invoke_async::<Value>(&mut manager));
+        match joined.await {
+            Ok(Ok(value)) => parse_join(value, mode == "last").ok_or_else(|| {
+                warn!(room, "the join script answered something unexpected");
+                Undelivered::BrokerDown
+            }),
+            Ok(Err(e)) => {
+                warn!(room, "join failed: {e}");
+                Err(Undelivered::BrokerDown)
+            }
+            Err(_) => {
+                self.inner.went_down("a join timed out");
                 Err(Undelivered::BrokerDown)
             }
         }
     }
+}
+
+/// The join script's answer: {epoch, top, members, entries} (entries newest first when
+/// `reversed`).
+fn parse_join(value: Value, reversed: bool) -> Option<Replay> {
+    let Value::Array(parts) = value else { return None };
+    let [epoch, top, present, entries]: [Value; 4] = parts.try_into().ok()?;
+    let epoch: Arc<str> = text(&epoch)?.into();
+    let top = text(&top)?.parse().ok()?;
+    let Value::Array(present) = present else { return None };
+    let presence = present.iter().filter_map(|m| Member::from_json(bytes(m)?)).collect();
+    let Value::Array(entries) = entries else { return None };
+    let mut posted: Vec<Arc<Posted>> =
+        entries.iter().filter_map(|e| entry(e, &epoch)).map(Arc::new).collect();
+    if reversed {
+        posted.reverse();
+    }
+    Some(Replay { epoch, top, posted, presence })
+}
+
+/// A stream entry `[OFFSET-1, [t, MS, d, PAYLOAD]]` as a posted message of `epoch`.
+fn entry(value: &Value, epoch: &Arc<str>) -> Option<Posted> {
+    let Value::Array(parts) = value else { return None };
+    let (id, Value::Array(fields)) = (text(parts.first()?)?, parts.get(1)?) else { return None };
+    let offset = id.split_once('-')?.0.parse().ok()?;
+    let (mut at, mut message) = (0, None);
+    for pair in fields.chunks(2) {
+        match (pair.first().and_then(text), pair.get(1)) {
+            (Some("t"), Some(value)) => at = text(value)?.parse().ok()?,
+            (Some("d"), Some(value)) => message = decode(bytes(value)?.to_vec()),
+            _ => {}
+        }
+    }
+    Some(Posted::new(epoch.clone(), offset, message?, at))
+}
+
+/// A bulk or simple string's bytes.
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A string value as UTF-8 (numbers too).
+fn text(value: &Value) -> Option<&str> {
+    std::str::from_utf8(bytes(value)?).ok()
 }
 
 impl Bus for Broker {
@@ -114,16 +440,19 @@ impl Bus for Broker {
         "redis"
     }
 
-    /// Starts the supervisor (connects, subscribes, checks health, reconnects) and the reader
-    /// of the subscription's messages, which delivers them to `rooms`.
+    /// Starts the supervisor (connects, subscribes, checks health, reconnects), the reader of
+    /// the subscription's messages, which delivers them to `rooms`, the publisher and the
+    /// presence refresher.
     fn start(&self, rooms: Weak<dyn Local>) {
-        let Some((client, commands)) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take()
-        else {
+        let Some(start) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
         let (pushes, receiver) = mpsc::unbounded_channel();
         tokio::spawn(read_pushes(self.inner.clone(), rooms.clone(), receiver));
-        let supervisor = Supervisor::new(self.inner.clone(), rooms, client, commands, pushes);
+        tokio::spawn(publish_jobs(self.inner.clone(), rooms.clone(), start.jobs));
+        tokio::spawn(refresh_presence(self.inner.clone(), rooms.clone()));
+        let supervisor =
+            Supervisor::new(self.inner.clone(), rooms, start.client, start.commands, pushes);
         tokio::spawn(supervisor.run());
     }
 
@@ -147,8 +476,99 @@ impl Bus for Broker {
         let _ = self.commands.send(Command::Unsubscribe(room.to_string()));
     }
 
-    fn publish<'a>(&'a self, room: &'a str, message: &'a Message) -> Publishing<'a> {
-        Box::pin(self.publish_now(room, message))
+    fn publish<'a>(
+        &'a self,
+        room: &'a str,
+        member: &'a Arc<str>,
+        message: Message,
+    ) -> Publishing<'a> {
+        Box::pin(self.queue(room, member, message))
+    }
+
+    fn join<'a>(&'a self, room: &'a str, member: &'a Member, start: &'a Start) -> Joining<'a> {
+        Box::pin(self.join_now(room, member, start))
+    }
+
+    fn leave(&self, room: &str, member: &Member) {
+        let job = Job::Leave { room: room.to_string(), member: member.to_json() };
+        // Never waits (a member leaves from a destructor): with the queue full, the entry
+        // expires by itself within PRESENCE_TTL.
+        if self.jobs.try_send(job).is_err() {
+            debug!(room, "leave not queued: its presence entry expires by itself");
+        }
+    }
+}
+
+/// Sends the queued jobs, as many as are queued (up to [`BATCH`]) in one pipeline at a time.
+async fn publish_jobs(inner: Arc<Inner>, rooms: Weak<dyn Local>, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while jobs.recv_many(&mut batch, BATCH).await > 0 {
+        let results = run_batch(&inner, &batch).await;
+        for (job, result) in batch.drain(..).zip(results) {
+            let Err(why) = result else { continue };
+            if let Job::Publish { room, member, .. } = job {
+                inner.undelivered.fetch_add(1, Relaxed);
+                debug!(room, "a message was not published: {why}");
+                if let Some(rooms) = rooms.upgrade() {
+                    rooms.deliver(&room, Event::Refused(member));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `batch` as one pipeline (the scripts loaded first, in the same pipeline: a Redis that
+/// restarted meanwhile has them again); each job's result.
+async fn run_batch(inner: &Inner, batch: &[Job]) -> Vec<Result<(), String>> {
+    let failed = |why: &str| batch.iter().map(|_| Err(why.to_string())).collect();
+    let Some(mut manager) = inner.manager() else { return failed("Redis is down") };
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for code in PIPELINED {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
+    }
+    for job in batch {
+        pipe.add_command(inner.command(job));
+    }
+    let sent = pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut manager);
+    match tokio::time::timeout(RESPONSE_TIMEOUT, sent).await {
+        Ok(Ok(results)) => {
+            results.into_iter().map(|r| r.map(drop).map_err(|e| e.to_string())).collect()
+        }
+        Ok(Err(e)) => {
+            inner.went_down(&format!("a pipeline failed: {e}"));
+            failed(&e.to_string())
+        }
+        Err(_) => {
+            inner.went_down("a pipeline got no answer");
+            failed("no answer")
+        }
+    }
+}
+
+/// Keeps this node's members in their rooms' presence lists, and removes the members of nodes
+/// that stopped doing so.
+async fn refresh_presence(inner: Arc<Inner>, rooms: Weak<dyn Local>) {
+    let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(local) = rooms.upgrade() else { return };
+        let names = local.names();
+        drop(local);
+        if inner.up.load(Relaxed) {
+            refresh(&inner, names, false).await;
+        }
+    }
+}
+
+/// Queues a presence refresh of `names` (`all`: re-enter every member).
+async fn refresh(inner: &Inner, names: Vec<(String, Vec<Member>)>, all: bool) {
+    for (room, members) in names {
+        let members = members.iter().map(Member::to_json).collect();
+        if inner.jobs.send(Job::Refresh { room, members, all }).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -186,6 +606,25 @@ fn encode(message: &Message) -> Vec<u8> {
     out.push(kind);
     out.extend_from_slice(payload);
     out
+}
+
+/// What a room's channel carries: `M` EPOCH `:` OFFSET `:` MS `:` message (as [`encode`]d),
+/// `J` member (JSON) or `L` member.
+fn event(payload: Vec<u8>) -> Option<Event> {
+    let (&kind, rest) = payload.split_first()?;
+    match kind {
+        b'M' => {
+            let mut fields = rest.splitn(4, |&b| b == b':');
+            let epoch = std::str::from_utf8(fields.next()?).ok()?;
+            let mut number = || std::str::from_utf8(fields.next()?).ok()?.parse::<u64>().ok();
+            let (offset, at) = (number()?, number()?);
+            let message = decode(fields.next()?.to_vec())?;
+            Some(Event::Posted(Arc::new(Posted::new(epoch.into(), offset, message, at))))
+        }
+        b'J' => Some(Event::Joined(Arc::new(Member::from_json(rest)?))),
+        b'L' => Some(Event::Left(Arc::new(Member::from_json(rest)?))),
+        _ => None,
+    }
 }
 
 fn decode(bytes: Vec<u8>) -> Option<Message> {
@@ -264,9 +703,12 @@ impl Supervisor {
     async fn recover(&mut self, rooms: Arc<dyn Local>) -> bool {
         match tokio::time::timeout(RESPONSE_TIMEOUT * 2, self.resubscribe(&*rooms)).await {
             Ok(Ok(names)) => {
-                rooms.mark_subscribed(&names);
+                let rooms_only: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+                rooms.mark_subscribed(&rooms_only);
                 self.inner.up.store(true, Relaxed);
                 info!(rooms = names.len(), "Redis reachable: rooms shared through it");
+                // Redis may have lost the presence lists (restarted empty): enter them again.
+                refresh(&self.inner, names, true).await;
                 self.delay = BACKOFF.0;
                 self.logged_failure = false;
                 true
@@ -282,15 +724,17 @@ impl Supervisor {
     }
 
     /// Connects (the first time), checks with PING, subscribes to every room with members
-    /// here; the rooms subscribed to.
-    async fn resubscribe(&mut self, rooms: &dyn Local) -> Result<Vec<String>, redis::RedisError> {
+    /// here; the rooms subscribed to, with their members.
+    async fn resubscribe(
+        &mut self,
+        rooms: &dyn Local,
+    ) -> Result<Vec<(String, Vec<Member>)>, redis::RedisError> {
         let inner = self.inner.clone();
         let manager = self.connect().await?;
         redis::cmd("PING").query_async::<Value>(&mut *manager).await?;
         let names = rooms.names();
         if !names.is_empty() {
-            let channels: Vec<String> =
-                names.iter().map(|n| format!("{}{n}", inner.prefix)).collect();
+            let channels: Vec<String> = names.iter().map(|(n, _)| inner.keys(n).channel).collect();
             manager.subscribe(channels).await?;
         }
         Ok(names)
@@ -335,7 +779,7 @@ async fn apply(
     manager: &mut ConnectionManager,
     command: Command,
 ) -> Result<(), String> {
-    let channel = |room: &str| format!("{}{room}", inner.prefix);
+    let channel = |room: &str| inner.keys(room).channel;
     let done = match &command {
         Command::Subscribe(room) => manager.subscribe(channel(room)).await,
         Command::Unsubscribe(room) => manager.unsubscribe(channel(room)).await,
@@ -375,9 +819,10 @@ async fn read_pushes(
                 };
                 let room = channel
                     .strip_prefix(inner.prefix.as_bytes())
+                    .and_then(|r| r.strip_prefix(b"{")?.strip_suffix(b"}"))
                     .and_then(|r| std::str::from_utf8(r).ok());
-                match (room, decode(payload)) {
-                    (Some(room), Some(message)) => rooms.deliver(room, message),
+                match (room, event(payload)) {
+                    (Some(room), Some(event)) => rooms.deliver(room, event),
                     _ => debug!(
                         "ignored a message on {:?} that is not a wsx room message",
                         String::from_utf8_lossy(&channel)
@@ -407,6 +852,24 @@ mod tests {
     }
 
     #[test]
+    fn channel_events_parse() {
+        let mut m = b"Mab12:7:1700000000000:".to_vec();
+        m.extend(encode(&Message::text("a:b")));
+        match event(m) {
+            Some(Event::Posted(p)) => {
+                assert_eq!((&*p.epoch, p.offset, p.at_ms), ("ab12", 7, 1_700_000_000_000));
+                assert_eq!(p.message, Message::text("a:b"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let member = Member { id: "n1-2".into(), name: "ada".into() };
+        let joined = event(format!("J{}", member.to_json()).into_bytes());
+        assert!(matches!(joined, Some(Event::Joined(m)) if *m == member));
+        assert!(event(b"Lnot json".to_vec()).is_none());
+        assert!(event(b"Mab:x:1:tx".to_vec()).is_none());
+    }
+
+    #[test]
     fn passwords_stay_out_of_logs() {
         assert_eq!(redacted("redis://:s3cret@db:6379/2"), "redis://:***@db:6379/2");
         assert_eq!(redacted("redis://app:s3cret@db"), "redis://app:***@db");
@@ -415,7 +878,10 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_to_use() {
-        let error = Broker::new("http://example", "wsx:room:").unwrap_err().to_string();
+        let error =
+            Broker::new("http://example", "wsx:room:", "n1", crate::serve::rooms::tests::HISTORY)
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("redis://HOST:PORT"), "{error}");
     }
 }

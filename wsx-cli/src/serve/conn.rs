@@ -19,7 +19,7 @@ use super::reply::{with_node, X_WSX_NODE};
 use super::route::{target, Target};
 use super::session::{Session, Stream};
 use super::state::State;
-use super::upgrade::{admitted, authorized, decide, launch, places, refused};
+use super::upgrade::{admitted, authorized, decide, joining, launch, places, refused};
 
 /// Serves one connection until it ends, or the server stops.
 pub(super) async fn serve<S: Stream>(
@@ -62,11 +62,13 @@ async fn open<S: Stream>(
         let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
         let admission = places(state, client).and_then(|places| {
             let (uri, headers) = (request.uri(), request.headers());
-            Ok((places, authorized(state, client, uri, headers, room.as_deref())?))
+            let grant = authorized(state, client, uri, headers, room.as_deref())?;
+            let join = joining(state, room.clone(), uri, grant.as_deref())?;
+            Ok((places, grant, join))
         });
         (client, request.uri().path().to_string(), admission)
     };
-    let (places, grant) = match admission {
+    let (places, grant, join) = match admission {
         Ok(admitted) => admitted,
         Err(refusal) => {
             incoming.refuse_with(with_node(*refusal, &state.node)).await;
@@ -98,7 +100,13 @@ async fn open<S: Stream>(
         Target::Echo | Target::Chat(_) => None,
     };
     answer.headers_mut().insert(X_WSX_NODE, state.node.clone());
-    let member = admitted(state, room).await;
+    let member = match admitted(state, join, answer.negotiated().subprotocol()).await {
+        Ok(member) => member,
+        Err(refusal) => {
+            incoming.refuse_with(with_node(*refusal, &state.node)).await;
+            return None;
+        }
+    };
     match incoming.accept(answer).await {
         Ok(ws) => Some(Session { ws, client, path, member, grant, program, _places: places }),
         Err(e) => {

@@ -26,7 +26,7 @@ use super::route::{route, target, Route, Target};
 use super::session::Session;
 use super::state::State;
 use super::static_files::{self, Body};
-use super::upgrade::{admitted, authorized, decide, launch, places, refused};
+use super::upgrade::{admitted, authorized, decide, joining, launch, places, refused};
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
@@ -222,6 +222,10 @@ async fn upgrade_to(
         Ok(grant) => grant,
         Err(refusal) => return *refusal,
     };
+    let join = match joining(state, room.clone(), request.uri(), grant.as_deref()) {
+        Ok(join) => join,
+        Err(refusal) => return *refusal,
+    };
     let chat = room.is_some();
     let config = state.acceptor.config_ref().clone();
     let upgraded = wsx::hyper::upgrade(request, config, |head, upgrade| {
@@ -242,7 +246,11 @@ async fn upgrade_to(
         Target::Echo | Target::Chat(_) => None,
     };
     let path = request.uri().path().to_string();
-    let member = admitted(state, room).await;
+    let subprotocol = response.headers().get(header::SEC_WEBSOCKET_PROTOCOL);
+    let member = match admitted(state, join, subprotocol.and_then(|p| p.to_str().ok())).await {
+        Ok(member) => member,
+        Err(refusal) => return *refusal,
+    };
     let state = state.clone();
     tokio::spawn(async move {
         match websocket.await {
@@ -274,7 +282,11 @@ mod tests {
     fn state(node: &str) -> State {
         let cli = Cli::try_parse_from(["wsx", "serve", "--node", node]).unwrap();
         let Command::Serve(args) = cli.command else { unreachable!("a serve command") };
-        State::new(args, HeaderValue::from_str(node).unwrap(), Rooms::in_memory(1))
+        State::new(
+            args,
+            HeaderValue::from_str(node).unwrap(),
+            Rooms::in_memory(1, crate::serve::rooms::tests::HISTORY, node),
+        )
     }
 
     #[test]

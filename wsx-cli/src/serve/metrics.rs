@@ -27,10 +27,12 @@ pub(crate) enum Refusal {
     MaxForks,
     /// The program of --exec/--exec-dir could not be started (500).
     ExecFailed,
+    /// A chat room whose broker (Redis) is unreachable (503).
+    Broker,
 }
 
 impl Refusal {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
@@ -45,6 +47,7 @@ impl Refusal {
         Self::AuthForbidden,
         Self::MaxForks,
         Self::ExecFailed,
+        Self::Broker,
     ];
 
     fn label(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Refusal {
             Self::AuthForbidden => "auth_forbidden",
             Self::MaxForks => "max_forks",
             Self::ExecFailed => "exec_failed",
+            Self::Broker => "broker",
         }
     }
 }

@@ -22,6 +22,7 @@ mod session;
 mod state;
 mod static_files;
 mod stop;
+mod superchat;
 mod upgrade;
 
 use std::io::Write as _;
@@ -37,7 +38,7 @@ use tracing::{debug, info, warn};
 use wsx::tls::tokio_rustls::TlsAcceptor;
 
 use self::broker::Broker;
-use self::rooms::Rooms;
+use self::rooms::{History, Rooms};
 use self::state::State;
 use crate::args::ServeArgs;
 
@@ -48,7 +49,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let tls = tls_acceptor(&args)?;
     let node = node_name(&args, addr)?;
-    let rooms = rooms(&args)?;
+    let rooms = rooms(&args, &node)?;
     let auth = auth::Auth::from_args(&args).context("cannot set up token authentication")?;
     let exec = exec::Exec::from_args(&args, addr)?;
     let files = args.static_dir.as_deref().map(static_files::StaticFiles::new).transpose()?;
@@ -130,11 +131,15 @@ fn hostname() -> String {
 
 /// The chat rooms: in this process, or shared through the Redis of --redis (the one place
 /// where the Redis broker meets the rooms).
-fn rooms(args: &ServeArgs) -> anyhow::Result<Arc<Rooms>> {
+fn rooms(args: &ServeArgs, node: &HeaderValue) -> anyhow::Result<Arc<Rooms>> {
+    let node = String::from_utf8_lossy(node.as_bytes());
+    let history =
+        History { messages: args.history, ttl: args.history_ttl, rooms: args.history_rooms };
     Ok(match &args.redis {
-        None => Rooms::in_memory(args.room_backlog),
+        None => Rooms::in_memory(args.room_backlog, history, &node),
         Some(url) => {
-            Rooms::shared(args.room_backlog, Box::new(Broker::new(url, &args.redis_prefix)?))
+            let broker = Broker::new(url, &args.redis_prefix, &node, history)?;
+            Rooms::shared(args.room_backlog, history, &node, Box::new(broker))
         }
     })
 }

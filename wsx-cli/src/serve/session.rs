@@ -15,12 +15,24 @@ use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
 
 use super::auth::Grant;
+use super::bus::{Event, Replay, Start, Undelivered};
 use super::exec::Process;
 use super::limit::RoomRate;
 use super::rooms::Membership;
 use super::state::{Places, State};
+use super::superchat;
 
 type Ws<S> = WebSocket<S>;
+
+/// A chat member's place in its room, and where it starts.
+#[derive(Debug)]
+pub(super) struct Seat {
+    pub(super) membership: Membership,
+    /// Whether it speaks `superchat` (docs/rooms.md) rather than `chat`.
+    pub(super) superchat: bool,
+    /// Where it asked to start, and what it found there: handed over first (superchat).
+    pub(super) entry: Option<(Start, Replay)>,
+}
 
 /// What a session can run over.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -31,8 +43,8 @@ pub(super) struct Session<S> {
     pub(super) ws: WebSocket<S>,
     pub(super) client: IpAddr,
     pub(super) path: String,
-    /// Its chat room; none for echo.
-    pub(super) member: Option<Membership>,
+    /// Its chat room; none for echo. Boxed: most sessions have none.
+    pub(super) member: Option<Box<Seat>>,
     /// What its token allows (with --auth-*); boxed: most sessions have none.
     pub(super) grant: Option<Box<Grant>>,
     /// Its program (--exec); none for echo and rooms.
@@ -54,7 +66,7 @@ impl<S: Stream> Session<S> {
             (None, None) => echo(ws, grant, state).await,
             // Boxed: an echo session's future (what every connection's task holds) is not
             // made as large as a chat session's or a program's.
-            (Some(member), _) => Box::pin(chat(ws, member, self.client, grant, state)).await,
+            (Some(seat), _) => Box::pin(chat(ws, seat, self.client, grant, state)).await,
             (None, Some(program)) => Box::pin(run_program(ws, program, grant, state)).await,
         };
         state.metrics.closed();
@@ -169,11 +181,15 @@ async fn echo<S: Stream>(
 
 async fn chat<S: Stream>(
     ws: &mut Ws<S>,
-    member: &mut Membership,
+    seat: &mut Seat,
     client: IpAddr,
     grant: Option<&Grant>,
     state: &State,
 ) -> Option<CloseCode> {
+    if let Err(code) = welcome(ws, seat, state).await {
+        return code;
+    }
+    let (member, superchat) = (&mut seat.membership, seat.superchat);
     let stop = state.shutdown.stopped();
     tokio::pin!(stop);
     let mut expiry = expiry(grant);
@@ -185,7 +201,7 @@ async fn chat<S: Stream>(
         Some(bytes).filter(|_| limited),
         Instant::now(),
     );
-    let mut gate = Gate { grant, rate, dropping: false };
+    let mut gate = Gate { grant, rate, dropping: false, superchat };
     loop {
         tokio::select! {
             // Stop first; then deliver before reading more: a member falls behind only when its
@@ -196,7 +212,8 @@ async fn chat<S: Stream>(
             }
             () = expired(&mut expiry) => return expire(ws, state).await,
             item = member.receiver.recv() => match item {
-                Ok(message) => {
+                Ok(event) => {
+                    let Some(message) = to_member(member, superchat, event) else { continue };
                     if let Err(code) = deliver(ws, message, state).await {
                         return code;
                     }
@@ -216,6 +233,40 @@ async fn chat<S: Stream>(
                 Err(code) => return code,
             },
         }
+    }
+}
+
+/// A superchat member's first frames: the welcome, then what it asked to see first.
+async fn welcome<S: Stream>(
+    ws: &mut Ws<S>,
+    seat: &mut Seat,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let Some((start, replay)) = seat.entry.take().filter(|_| seat.superchat) else { return Ok(()) };
+    let (room, member) = (seat.membership.room(), &seat.membership.member);
+    deliver(ws, superchat::welcome(room, member, &start, &replay), state).await?;
+    for posted in &replay.posted {
+        deliver(ws, superchat::posted(posted), state).await?;
+    }
+    Ok(())
+}
+
+/// What a room event means to this member, if anything: the message (as it was sent, or its
+/// superchat frame), others coming and going (superchat), its own message refused by the bus.
+fn to_member(member: &Membership, superchat: bool, event: Event) -> Option<Message> {
+    match &event {
+        Event::Posted(posted) if member.is_new(posted) => {
+            Some(if superchat { superchat::posted(posted) } else { posted.message.clone() })
+        }
+        Event::Posted(_) => None,
+        Event::Joined(m) | Event::Left(m) if superchat && m.id != member.member.id => {
+            superchat::presence(&event)
+        }
+        Event::Joined(_) | Event::Left(_) => None,
+        Event::Refused(id) if *id == member.member.id => {
+            Some(undelivered_notice(superchat, &Undelivered::BrokerDown))
+        }
+        Event::Refused(_) => None,
     }
 }
 
@@ -243,6 +294,8 @@ struct Gate<'a> {
     rate: RoomRate,
     /// Whether the last message was dropped over the limits (one notice per run of drops).
     dropping: bool,
+    /// Whether notices are superchat `error` frames.
+    superchat: bool,
 }
 
 impl Gate<'_> {
@@ -262,14 +315,14 @@ impl Gate<'_> {
                 return Ok(());
             }
             let why = "rate limit: messages are dropped until you send more slowly";
-            return dropped(ws, why, "rate", state).await;
+            return dropped(ws, self.superchat, why, "rate", state).await;
         }
         self.dropping = false;
         let Some(grant) = self.grant else { return publish(ws, member, message, state).await };
         if !grant.publish {
             state.metrics.dropped_no_publish.fetch_add(1, Relaxed);
             let why = "your token does not allow writing to this room: message dropped";
-            return dropped(ws, why, "no_publish", state).await;
+            return dropped(ws, self.superchat, why, "no_publish", state).await;
         }
         publish(ws, member, signed(message, &grant.user), state).await
     }
@@ -291,16 +344,31 @@ fn signed(message: Message, user: &str) -> Message {
 /// Tells the sender its message was dropped.
 async fn dropped<S: Stream>(
     ws: &mut Ws<S>,
+    superchat: bool,
     why: &str,
     reason: &str,
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
-    let notice = json!({ "system": why, "dropped": true, "reason": reason }).to_string();
-    deliver(ws, Message::text(notice), state).await
+    let notice = if superchat {
+        superchat::error(reason, why)
+    } else {
+        Message::text(json!({ "system": why, "dropped": true, "reason": reason }).to_string())
+    };
+    deliver(ws, notice, state).await
+}
+
+/// The notice to a sender whose message reached nobody (Redis down): `chat`, a JSON object
+/// `{"system": why, "undelivered": true}`; `superchat`, an `error` frame (`broker_down`).
+fn undelivered_notice(superchat: bool, why: &Undelivered) -> Message {
+    if superchat {
+        superchat::error("broker_down", &why.to_string())
+    } else {
+        Message::text(json!({ "system": why.to_string(), "undelivered": true }).to_string())
+    }
 }
 
 /// Sends a member's message to its room. When it reaches nobody (Redis down), the sender gets a
-/// notice instead, a JSON object `{"system": why, "undelivered": true}`, and stays connected.
+/// notice instead and stays connected.
 async fn publish<S: Stream>(
     ws: &mut Ws<S>,
     member: &Membership,
@@ -308,8 +376,8 @@ async fn publish<S: Stream>(
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
     let Err(why) = member.publish(message).await else { return Ok(()) };
-    let notice = json!({ "system": why.to_string(), "undelivered": true }).to_string();
-    deliver(ws, Message::text(notice), state).await
+    let superchat = ws.subprotocol() == Some("superchat");
+    deliver(ws, undelivered_notice(superchat, &why), state).await
 }
 
 /// A member that cannot keep up leaves, so that the room does not wait for it.

@@ -15,12 +15,14 @@ use tracing::{debug, warn};
 use wsx::{Accept, HandshakeError, Upgrade};
 
 use super::auth::{Denied, Grant};
+use super::bus::Start;
 use super::exec::{self, Process, Refused};
 use super::metrics::Refusal;
 use super::proxy;
 use super::reply::{refusal, text};
-use super::rooms::Membership;
+use super::session::Seat;
 use super::state::{Places, State};
+use super::superchat::Join;
 
 /// The places for one more WebSocket from `client`, or the refusal to send (429 over
 /// --handshake-rate unless `client` is a loopback address, 503 while stopping or full, 429 over --max-per-client).
@@ -201,12 +203,58 @@ pub(super) fn refused(state: &State, client: IpAddr, error: &HandshakeError) -> 
     refusal(error)
 }
 
-/// Counts an accepted handshake and joins its room, before the 101 goes out: once its
-/// handshake is complete, a member receives every message sent to the room (with a broker:
-/// once this node is subscribed).
-pub(super) async fn admitted(state: &State, room: Option<String>) -> Option<Membership> {
-    state.metrics.accepted();
-    let mut member = state.rooms.join(&room?);
-    member.ready().await;
-    Some(member)
+/// What an upgrade to `room` asks for in `uri`'s query (docs/rooms.md: name, history,
+/// resume), its name the token's user with --auth-*; the 400 to send when the query is wrong.
+pub(super) fn joining(
+    state: &State,
+    room: Option<String>,
+    uri: &Uri,
+    grant: Option<&Grant>,
+) -> Result<Option<(String, Join)>, Box<Response<Bytes>>> {
+    let Some(room) = room else { return Ok(None) };
+    match Join::from_query(uri.query(), state.args.history as u64) {
+        Ok(mut join) => {
+            if let Some(grant) = grant {
+                join.name.clone_from(&grant.user);
+            }
+            Ok(Some((room, join)))
+        }
+        Err(why) => {
+            state.metrics.refused(Refusal::BadRequest);
+            let reason = format!("bad query for a chat room: {why} (see docs/rooms.md)\n");
+            Err(Box::new(text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", reason)))
+        }
+    }
+}
+
+/// Counts an accepted handshake and joins its room (speaking `subprotocol`), before the 101
+/// goes out: once its handshake is complete, a member receives every message sent to the room
+/// from where it starts. A 503 instead when the room's broker (Redis) cannot be reached.
+pub(super) async fn admitted(
+    state: &State,
+    room: Option<(String, Join)>,
+    subprotocol: Option<&str>,
+) -> Result<Option<Box<Seat>>, Box<Response<Bytes>>> {
+    let Some((room, join)) = room else {
+        state.metrics.accepted();
+        return Ok(None);
+    };
+    let superchat = subprotocol == Some("superchat");
+    let start = if superchat { join.start } else { Start::Live };
+    let mut membership = state.rooms.join(&room, &join.name);
+    match membership.enter(&start).await {
+        Ok(replay) => {
+            state.metrics.accepted();
+            let entry = Some((start, replay));
+            Ok(Some(Box::new(Seat { membership, superchat, entry })))
+        }
+        Err(why) => {
+            state.metrics.refused(Refusal::Broker);
+            let reason = format!("cannot join {room}: {why}\n");
+            let mut response =
+                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            Err(Box::new(response))
+        }
+    }
 }
