@@ -31,11 +31,11 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo as _, ProtocolVersion, PushKind, Script, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
 use wsx::Message;
 
-use super::bus::{new_epoch, Bus, Event, Joining, Local, Member, Posted, Publishing};
+use super::bus::{new_epoch, Bus, Event, Flushing, Joining, Local, Member, Posted, Publishing};
 use super::bus::{Replay, Start, Undelivered};
 use super::rooms::History;
 
@@ -171,6 +171,8 @@ enum Job {
         members: Vec<String>,
         all: bool,
     },
+    /// Answered once every job queued before it has been sent and answered.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The scripts (by their SHA-1), and the source of those the publisher runs.
@@ -218,6 +220,9 @@ struct Inner {
     undelivered: AtomicU64,
     /// The publisher's queue, for the presence refresher.
     jobs: mpsc::Sender<Job>,
+    /// New epochs are this random prefix and a counter.
+    epoch_prefix: String,
+    epochs: AtomicU64,
 }
 
 /// A room's keys and channel.
@@ -248,14 +253,21 @@ impl Inner {
         self.history.ttl.as_millis() as u64
     }
 
-    /// The command that runs `job`.
-    fn command(&self, job: &Job) -> redis::Cmd {
+    /// A new epoch for a room that has none: this node's random prefix and a counter (unique
+    /// without a system call per message).
+    fn epoch_candidate(&self) -> String {
+        format!("{}{:x}", self.epoch_prefix, self.epochs.fetch_add(1, Relaxed))
+    }
+
+    /// The command that runs `job` (none for a flush).
+    fn command(&self, job: &Job) -> Option<redis::Cmd> {
         let presence_ttl = PRESENCE_TTL.as_millis() as u64;
-        match job {
+        Some(match job {
+            Job::Flush(_) => return None,
             Job::Publish { room, payload, .. } => {
                 let keys = self.keys(room);
                 let mut cmd = evalsha(&self.scripts.publish, &[&keys.meta, &keys.log]);
-                cmd.arg(&keys.channel).arg(new_epoch()).arg(payload.as_slice());
+                cmd.arg(&keys.channel).arg(self.epoch_candidate()).arg(payload.as_slice());
                 cmd.arg(self.history.messages).arg(self.ttl_ms());
                 cmd
             }
@@ -272,7 +284,7 @@ impl Inner {
                 cmd.arg(members);
                 cmd
             }
-        }
+        })
     }
 }
 
@@ -319,6 +331,8 @@ impl Broker {
                 outages: AtomicU64::new(0),
                 undelivered: AtomicU64::new(0),
                 jobs: jobs.clone(),
+                epoch_prefix: new_epoch()[..10].to_string(),
+                epochs: AtomicU64::new(0),
             }),
             commands,
             jobs,
@@ -365,7 +379,7 @@ impl Broker {
         };
         let mut invocation = self.inner.scripts.join.prepare_invoke();
         invocation.key(&keys.meta).key(&keys.log).key(&keys.who);
-        invocation.arg(&keys.channel).arg(new_epoch()).arg(member.to_json());
+        invocation.arg(&keys.channel).arg(self.inner.epoch_candidate()).arg(member.to_json());
         invocation.arg(PRESENCE_TTL.as_millis() as u64).arg(mode).arg(n).arg(epoch);
         invocation.arg(self.inner.ttl_ms());
         let joined =
@@ -489,6 +503,15 @@ impl Bus for Broker {
         Box::pin(self.join_now(room, member, start))
     }
 
+    fn flush(&self) -> Flushing<'_> {
+        Box::pin(async {
+            let (done, flushed) = oneshot::channel();
+            if self.jobs.send(Job::Flush(done)).await.is_ok() {
+                let _ = flushed.await;
+            }
+        })
+    }
+
     fn leave(&self, room: &str, member: &Member) {
         let job = Job::Leave { room: room.to_string(), member: member.to_json() };
         // Never waits (a member leaves from a destructor): with the queue full, the entry
@@ -503,14 +526,22 @@ impl Bus for Broker {
 async fn publish_jobs(inner: Arc<Inner>, rooms: Weak<dyn Local>, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
     while jobs.recv_many(&mut batch, BATCH).await > 0 {
-        let results = run_batch(&inner, &batch).await;
-        for (job, result) in batch.drain(..).zip(results) {
-            let Err(why) = result else { continue };
-            if let Job::Publish { room, member, .. } = job {
-                inner.undelivered.fetch_add(1, Relaxed);
-                debug!(room, "a message was not published: {why}");
-                if let Some(rooms) = rooms.upgrade() {
-                    rooms.deliver(&room, Event::Refused(member));
+        let mut results = run_batch(&inner, &batch).await.into_iter();
+        for job in batch.drain(..) {
+            match job {
+                Job::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Job::Publish { room, member, .. } => {
+                    let Some(Err(why)) = results.next() else { continue };
+                    inner.undelivered.fetch_add(1, Relaxed);
+                    debug!(room, "a message was not published: {why}");
+                    if let Some(rooms) = rooms.upgrade() {
+                        rooms.deliver(&room, Event::Refused(member));
+                    }
+                }
+                Job::Leave { .. } | Job::Refresh { .. } => {
+                    results.next();
                 }
             }
         }
@@ -518,17 +549,22 @@ async fn publish_jobs(inner: Arc<Inner>, rooms: Weak<dyn Local>, mut jobs: mpsc:
 }
 
 /// Runs `batch` as one pipeline (the scripts loaded first, in the same pipeline: a Redis that
-/// restarted meanwhile has them again); each job's result.
+/// restarted meanwhile has them again); the result of each job that is a command.
 async fn run_batch(inner: &Inner, batch: &[Job]) -> Vec<Result<(), String>> {
-    let failed = |why: &str| batch.iter().map(|_| Err(why.to_string())).collect();
+    let commands: Vec<redis::Cmd> = batch.iter().filter_map(|job| inner.command(job)).collect();
+    if commands.is_empty() {
+        return Vec::new();
+    }
+    let count = commands.len();
+    let failed = |why: &str| (0..count).map(|_| Err(why.to_string())).collect();
     let Some(mut manager) = inner.manager() else { return failed("Redis is down") };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for code in PIPELINED {
         pipe.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
     }
-    for job in batch {
-        pipe.add_command(inner.command(job));
+    for command in commands {
+        pipe.add_command(command);
     }
     let sent = pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut manager);
     match tokio::time::timeout(RESPONSE_TIMEOUT, sent).await {

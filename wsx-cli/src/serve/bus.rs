@@ -56,7 +56,14 @@ pub(crate) trait Bus: fmt::Debug + Send + Sync {
 
     /// Takes `member` out of `room`'s presence list, announcing it.
     fn leave(&self, room: &str, member: &Member);
+
+    /// Resolves once everything queued so far (messages, leaves) has been carried out (or has
+    /// failed): a node that stops loses none of what its members sent.
+    fn flush(&self) -> Flushing<'_>;
 }
+
+/// A [`Bus::flush`] under way.
+pub(crate) type Flushing<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A [`Bus::publish`] under way.
 pub(crate) type Publishing<'a> = Pin<Box<dyn Future<Output = Result<(), Undelivered>> + Send + 'a>>;

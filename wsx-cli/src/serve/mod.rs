@@ -258,5 +258,11 @@ async fn shut_down(state: &State, alive: mpsc::Sender<()>, mut all_done: mpsc::R
     if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
         warn!("some connections did not close within {grace:?}; exiting anyway");
     }
+    // What members sent before they were closed, and their leaves, reach the room.
+    if let Some(bus) = state.rooms.bus() {
+        if tokio::time::timeout(Duration::from_secs(2), bus.flush()).await.is_err() {
+            warn!("the room broker did not take the last messages within 2 s");
+        }
+    }
     info!("stopped");
 }

@@ -375,7 +375,7 @@ impl Drop for Membership {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::serve::bus::{Joining, Publishing};
+    use crate::serve::bus::{Flushing, Joining, Publishing};
 
     pub(crate) const HISTORY: History = History { messages: 3, ttl: Duration::ZERO, rooms: 2 };
 
@@ -523,6 +523,9 @@ pub(crate) mod tests {
         }
         fn leave(&self, room: &str, member: &Member) {
             self.requests.lock().unwrap().push(format!("leave {room} {}", member.name));
+        }
+        fn flush(&self) -> Flushing<'_> {
+            Box::pin(async {})
         }
     }
 
