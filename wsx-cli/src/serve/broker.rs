@@ -53,10 +53,14 @@ const PRESENCE_TTL: Duration = Duration::from_secs(15);
 const QUEUE: usize = 4096;
 /// Jobs sent in one pipeline at most.
 const BATCH: usize = 512;
+/// Message bytes published by one script call at most (more: another call in the pipeline).
+const GROUP_BYTES: usize = 1 << 20;
 
-/// Takes the next offset, appends the message to the stream and publishes it, atomically.
-/// KEYS: meta, log. ARGV: channel, a new epoch (used if the room has none), the encoded
-/// message, --history, --history-ttl in ms (0: none). Returns the offset.
+/// Takes the next offsets, appends the messages to the stream and publishes them (one PUBLISH
+/// for all), atomically. KEYS: meta, log. ARGV: channel, a new epoch (used if the room has
+/// none), --history, --history-ttl in ms (0: none), the encoded messages. Returns the first
+/// offset. What it publishes: `M` EPOCH `:` FIRST `:` MS `:`, then per message its length,
+/// `:` and its bytes ([`events`] reads it).
 const PUBLISH: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -64,21 +68,27 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
+local n = #ARGV - 4
+local first = redis.call('HINCRBY', KEYS[1], 'top', n) - n + 1
 local t = redis.call('TIME')
 local now = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
-local id = string.format('%d-1', top)
-local keep = tonumber(ARGV[4])
-if keep > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', keep, id, 't', now, 'd', ARGV[3])
+local keep = tonumber(ARGV[3])
+local out = {'M', epoch, ':', string.format('%d', first), ':', now, ':'}
+for i = 1, n do
+  local m = ARGV[4 + i]
+  if keep > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', keep, string.format('%d-1', first + i - 1), 't', now, 'd', m)
+  end
+  out[#out + 1] = string.format('%d:', #m)
+  out[#out + 1] = m
 end
-redis.call('PUBLISH', ARGV[1], 'M' .. epoch .. ':' .. string.format('%d', top) .. ':' .. now .. ':' .. ARGV[3])
-local ttl = tonumber(ARGV[5])
+redis.call('PUBLISH', ARGV[1], table.concat(out))
+local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   if keep > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
-return top
+return first
 "#;
 
 /// Enters a member in the presence list (announcing it) and reads where it starts.
@@ -259,15 +269,46 @@ impl Inner {
         format!("{}{:x}", self.epoch_prefix, self.epochs.fetch_add(1, Relaxed))
     }
 
-    /// The command that runs `job` (none for a flush).
+    /// The commands that run `batch`, each with the number of jobs it covers: consecutive
+    /// messages to one room go in one call of the publish script (up to [`GROUP_BYTES`]).
+    fn commands(&self, batch: &[Job]) -> Vec<(redis::Cmd, usize)> {
+        let mut commands: Vec<(redis::Cmd, usize)> = Vec::new();
+        // The room and bytes of the last command, while it is a publish that may take more.
+        let mut open: Option<(&str, usize)> = None;
+        for job in batch {
+            let Some(mut command) = self.command(job) else { continue };
+            let Job::Publish { room, payload, .. } = job else {
+                commands.push((command, 1));
+                open = None;
+                continue;
+            };
+            match (open, commands.last_mut()) {
+                (Some((last, bytes)), Some((group, count)))
+                    if last == room && bytes + payload.len() <= GROUP_BYTES =>
+                {
+                    group.arg(payload.as_slice());
+                    *count += 1;
+                    open = Some((room, bytes + payload.len()));
+                }
+                _ => {
+                    command.arg(payload.as_slice());
+                    commands.push((command, 1));
+                    open = Some((room, payload.len()));
+                }
+            }
+        }
+        commands
+    }
+
+    /// The command that runs `job` (none for a flush; a publish without its message).
     fn command(&self, job: &Job) -> Option<redis::Cmd> {
         let presence_ttl = PRESENCE_TTL.as_millis() as u64;
         Some(match job {
             Job::Flush(_) => return None,
-            Job::Publish { room, payload, .. } => {
+            Job::Publish { room, .. } => {
                 let keys = self.keys(room);
                 let mut cmd = evalsha(&self.scripts.publish, &[&keys.meta, &keys.log]);
-                cmd.arg(&keys.channel).arg(self.epoch_candidate()).arg(payload.as_slice());
+                cmd.arg(&keys.channel).arg(self.epoch_candidate());
                 cmd.arg(self.history.messages).arg(self.ttl_ms());
                 cmd
             }
@@ -549,28 +590,34 @@ async fn publish_jobs(inner: Arc<Inner>, rooms: Weak<dyn Local>, mut jobs: mpsc:
 }
 
 /// Runs `batch` as one pipeline (the scripts loaded first, in the same pipeline: a Redis that
-/// restarted meanwhile has them again); the result of each job that is a command.
+/// restarted meanwhile has them again); the result of each job that is not a flush, in order.
 async fn run_batch(inner: &Inner, batch: &[Job]) -> Vec<Result<(), String>> {
-    let commands: Vec<redis::Cmd> = batch.iter().filter_map(|job| inner.command(job)).collect();
-    if commands.is_empty() {
+    let commands = inner.commands(batch);
+    let jobs: usize = commands.iter().map(|(_, count)| count).sum();
+    if jobs == 0 {
         return Vec::new();
     }
-    let count = commands.len();
-    let failed = |why: &str| (0..count).map(|_| Err(why.to_string())).collect();
+    let failed = |why: &str| (0..jobs).map(|_| Err(why.to_string())).collect();
     let Some(mut manager) = inner.manager() else { return failed("Redis is down") };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for code in PIPELINED {
         pipe.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
     }
-    for command in commands {
+    let counts: Vec<usize> = commands.iter().map(|(_, count)| *count).collect();
+    for (command, _) in commands {
         pipe.add_command(command);
     }
     let sent = pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut manager);
     match tokio::time::timeout(RESPONSE_TIMEOUT, sent).await {
-        Ok(Ok(results)) => {
-            results.into_iter().map(|r| r.map(drop).map_err(|e| e.to_string())).collect()
-        }
+        Ok(Ok(results)) => results
+            .into_iter()
+            .zip(counts)
+            .flat_map(|(r, count)| {
+                let r = r.map(drop).map_err(|e| e.to_string());
+                std::iter::repeat_n(r, count)
+            })
+            .collect(),
         Ok(Err(e)) => {
             inner.went_down(&format!("a pipeline failed: {e}"));
             failed(&e.to_string())
@@ -644,23 +691,40 @@ fn encode(message: &Message) -> Vec<u8> {
     out
 }
 
-/// What a room's channel carries: `M` EPOCH `:` OFFSET `:` MS `:` message (as [`encode`]d),
-/// `J` member (JSON) or `L` member.
-fn event(payload: Vec<u8>) -> Option<Event> {
+/// What a room's channel carries: messages from [`PUBLISH`] (`M` EPOCH `:` FIRST `:` MS `:`,
+/// then per message LENGTH `:` and the message as [`encode`]d), `J` member (JSON) or `L` member.
+fn events(payload: &[u8]) -> Option<Vec<Event>> {
     let (&kind, rest) = payload.split_first()?;
     match kind {
-        b'M' => {
-            let mut fields = rest.splitn(4, |&b| b == b':');
-            let epoch = std::str::from_utf8(fields.next()?).ok()?;
-            let mut number = || std::str::from_utf8(fields.next()?).ok()?.parse::<u64>().ok();
-            let (offset, at) = (number()?, number()?);
-            let message = decode(fields.next()?.to_vec())?;
-            Some(Event::Posted(Arc::new(Posted::new(epoch.into(), offset, message, at))))
-        }
-        b'J' => Some(Event::Joined(Arc::new(Member::from_json(rest)?))),
-        b'L' => Some(Event::Left(Arc::new(Member::from_json(rest)?))),
+        b'M' => posted(rest),
+        b'J' => Some(vec![Event::Joined(Arc::new(Member::from_json(rest)?))]),
+        b'L' => Some(vec![Event::Left(Arc::new(Member::from_json(rest)?))]),
         _ => None,
     }
+}
+
+/// The messages of one [`PUBLISH`] (after its `M`).
+fn posted(mut rest: &[u8]) -> Option<Vec<Event>> {
+    let mut field = || {
+        let colon = rest.iter().position(|&b| b == b':')?;
+        let (value, after) = (std::str::from_utf8(&rest[..colon]).ok()?, &rest[colon + 1..]);
+        rest = after;
+        Some(value)
+    };
+    let epoch: Arc<str> = field()?.into();
+    let first: u64 = field()?.parse().ok()?;
+    let at: u64 = field()?.parse().ok()?;
+    let mut events = Vec::new();
+    while !rest.is_empty() {
+        let colon = rest.iter().position(|&b| b == b':')?;
+        let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+        let message = rest.get(colon + 1..colon + 1 + len)?;
+        rest = &rest[colon + 1 + len..];
+        let offset = first + events.len() as u64;
+        let message = decode(message.to_vec())?;
+        events.push(Event::Posted(Arc::new(Posted::new(epoch.clone(), offset, message, at))));
+    }
+    Some(events)
 }
 
 fn decode(bytes: Vec<u8>) -> Option<Message> {
@@ -857,8 +921,12 @@ async fn read_pushes(
                     .strip_prefix(inner.prefix.as_bytes())
                     .and_then(|r| r.strip_prefix(b"{")?.strip_suffix(b"}"))
                     .and_then(|r| std::str::from_utf8(r).ok());
-                match (room, event(payload)) {
-                    (Some(room), Some(event)) => rooms.deliver(room, event),
+                match (room, events(&payload)) {
+                    (Some(room), Some(events)) => {
+                        for event in events {
+                            rooms.deliver(room, event);
+                        }
+                    }
                     _ => debug!(
                         "ignored a message on {:?} that is not a wsx room message",
                         String::from_utf8_lossy(&channel)
@@ -889,20 +957,29 @@ mod tests {
 
     #[test]
     fn channel_events_parse() {
-        let mut m = b"Mab12:7:1700000000000:".to_vec();
-        m.extend(encode(&Message::text("a:b")));
-        match event(m) {
-            Some(Event::Posted(p)) => {
-                assert_eq!((&*p.epoch, p.offset, p.at_ms), ("ab12", 7, 1_700_000_000_000));
-                assert_eq!(p.message, Message::text("a:b"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let mut m = b"Mab12:7:1700000000000:4:ta:b4:b\x00:\xff".to_vec();
+        let offsets = |events: Vec<Event>| -> Vec<(u64, Message)> {
+            events
+                .into_iter()
+                .map(|e| match e {
+                    Event::Posted(p) => {
+                        assert_eq!((&*p.epoch, p.at_ms), ("ab12", 1_700_000_000_000));
+                        (p.offset, p.message.clone())
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let parsed = offsets(events(&m).unwrap());
+        let binary = Message::binary(vec![0u8, b':', 0xff]);
+        assert_eq!(parsed, [(7, Message::text("a:b")), (8, binary)]);
+        m.truncate(m.len() - 1);
+        assert!(events(&m).is_none(), "a message cut short");
         let member = Member { id: "n1-2".into(), name: "ada".into() };
-        let joined = event(format!("J{}", member.to_json()).into_bytes());
-        assert!(matches!(joined, Some(Event::Joined(m)) if *m == member));
-        assert!(event(b"Lnot json".to_vec()).is_none());
-        assert!(event(b"Mab:x:1:tx".to_vec()).is_none());
+        let joined = events(format!("J{}", member.to_json()).as_bytes()).unwrap();
+        assert!(matches!(&joined[..], [Event::Joined(m)] if **m == member));
+        assert!(events(b"Lnot json").is_none());
+        assert!(events(b"Mab:x:1:1:t").is_none());
     }
 
     #[test]
