@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, in the order a failure is cheapest to read: format, lints,
 # unit + integration + doc tests, docs, benches compile, the browser test, fuzz smoke runs,
-# the interop suite (real peers) and the Autobahn gate (about 10 minutes of the total).
+# the interop suite (real peers), the chat rooms' superchat suite (real redis-server, nginx and
+# nodes), the soak and the Autobahn gate (about 10 minutes of the total).
 # Usage: scripts/test.sh            (FUZZ_SECONDS=N to fuzz each target longer; default 20)
 # Under CI=true nothing may be skipped: a missing tool is a failure, not a skip.
 set -euo pipefail
@@ -79,6 +80,22 @@ if command -v node >/dev/null && command -v openssl >/dev/null; then
   scripts/interop.sh
 else
   missing "node or openssl" "apt-get install nodejs openssl"
+fi
+
+step "rooms: superchat (history, resume, presence, chaos) with real redis-server, nginx and nodes"
+# (interop/rooms/test_rooms.py: Python websockets as a client written from docs/rooms.md; it
+# starts every server itself on free loopback ports and stops each by its pid; about 1 minute.)
+have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+if have redis-server && have nginx; then
+  venv=target/interop-venv
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r interop/requirements.txt
+  fi
+  cargo build --quiet -p wsx-cli
+  timeout 600 "$venv/bin/python" interop/rooms/test_rooms.py --wsx target/debug/wsx
+else
+  missing "redis-server or nginx" "apt-get install redis-server nginx"
 fi
 
 step "soak: 1,000 connections for 2 minutes (echo, rooms, joins and leaves, slow and vanishing clients)"

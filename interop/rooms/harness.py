@@ -1,0 +1,367 @@
+"""The processes of the rooms suite: redis-server, nginx and `wsx serve` nodes on free loopback
+ports, each started here, stopped by its own process id (never by name), with its output in a
+temporary directory that is removed at the end. And the report: one `ok`/`FAIL` line per check.
+"""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def program(name):
+    """`name` from PATH or the sbin directories, or None."""
+    dirs = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+    for d in dirs:
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.test = ""
+
+    def check(self, what, cond, detail=""):
+        label = f"[{self.test}] {what}" if self.test else what
+        if cond:
+            self.passed += 1
+            print(f"ok    {label}", flush=True)
+        else:
+            self.failed += 1
+            detail = str(detail)
+            if len(detail) > 1500:
+                detail = detail[:1500] + " ..."
+            print(f"FAIL  {label}: {detail}", flush=True)
+        return bool(cond)
+
+    def note(self, text):
+        print(f"      {text}", flush=True)
+
+
+class Proc:
+    """A child process whose output goes to a log file; stopped by its pid."""
+
+    def __init__(self, env, name, argv):
+        self.name = name
+        self.log_path = os.path.join(env.dir, f"{name}-{len(env.procs)}.log")
+        self._log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        env.procs.append(self)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def send_signal(self, sig):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    async def wait(self, timeout):
+        """The exit status within `timeout` seconds, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc = self.popen.poll()
+            if rc is not None:
+                return rc
+            await asyncio.sleep(0.02)
+        return self.popen.poll()
+
+    async def stop(self, sig=signal.SIGKILL, timeout=10.0):
+        """Sends `sig` (if it still runs), waits for it, SIGKILL if it did not exit in time."""
+        self.send_signal(sig)
+        rc = await self.wait(timeout)
+        if rc is None:
+            self.send_signal(signal.SIGKILL)
+            rc = await self.wait(10)
+        self._log.close()
+        return rc
+
+    def stop_now(self):
+        """Synchronous last resort (at exit)."""
+        if self.alive():
+            try:
+                os.kill(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def tail(self, n=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+        return lines[-n:]
+
+
+async def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+            w.close()
+            return True
+        except (OSError, asyncio.TimeoutError):
+            await asyncio.sleep(0.02)
+    return False
+
+
+async def http_get(port, path, timeout=3.0):
+    """(status, headers dict lower-cased, body) of GET `path`, or None when it fails."""
+
+    async def go():
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        await w.drain()
+        data = await r.read()
+        w.close()
+        return data
+
+    try:
+        data = await asyncio.wait_for(go(), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        return None
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
+
+
+class Redis:
+    """redis-server without persistence on a fixed free port (restartable on the same port)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.port = free_port()
+        self.proc = None
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    async def start(self):
+        argv = [program("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.env.dir]
+        self.proc = Proc(self.env, "redis", argv)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not self.proc.alive():
+                break
+            if await self.ping():
+                return self
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"redis-server does not answer PING on {self.port}: {self.proc.tail()}")
+
+    async def ping(self):
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1)
+            w.write(b"PING\r\n")
+            reply = await asyncio.wait_for(r.readexactly(7), 1)
+            w.close()
+            return reply == b"+PONG\r\n"
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            return False
+
+    async def kill(self):
+        """SIGKILL: the data is gone (no persistence)."""
+        await self.proc.stop(signal.SIGKILL)
+
+
+class Node:
+    """A `wsx serve` node on a free port."""
+
+    def __init__(self, env, name, redis=None, extra=()):
+        self.env = env
+        self.name = name
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        argv = [env.wsx, "serve", "--listen", self.addr, "--node", name, "--log", "error"]
+        if redis is not None:
+            argv += ["--redis", redis.url]
+        argv += list(extra)
+        self.argv = argv
+        self.proc = None
+
+    async def start(self):
+        self.proc = Proc(self.env, f"node-{self.name}", self.argv)
+        # The banner's first line: "wsx serve: listening on http://127.0.0.1:PORT/ ..."
+        want = f"listening on http://{self.addr}/"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(want in line for line in self.proc.tail(50)):
+                break
+            if not self.proc.alive():
+                raise RuntimeError(f"wsx serve {self.name} exited: {self.proc.tail()}")
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError(f"wsx serve {self.name}: no banner in 20 s: {self.proc.tail()}")
+        # With Redis: wait until it reports the broker up.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            h = await self.health()
+            if h and h.get("status") == "ok":
+                return self
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"wsx serve {self.name}: /healthz not ok in 20 s: {await self.health()}")
+
+    async def restart(self):
+        """SIGKILL, then the same command again (same port)."""
+        await self.proc.stop(signal.SIGKILL)
+        return await self.start()
+
+    def url(self, path):
+        return f"ws://{self.addr}{path}"
+
+    async def health(self):
+        got = await http_get(self.port, "/healthz")
+        if not got or got[0] not in (200, 503):
+            return None
+        try:
+            return json.loads(got[2])
+        except ValueError:
+            return None
+
+
+class Nginx:
+    """nginx running deploy/nginx.conf (ports, timeouts, temp paths changed) before `nodes`."""
+
+    def __init__(self, env, nodes, read_timeout="60s"):
+        self.env = env
+        self.port = free_port()
+        self.dir = os.path.join(env.dir, f"nginx-{self.port}")
+        os.makedirs(os.path.join(self.dir, "logs"))
+        os.chmod(env.dir, 0o755)
+        with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
+            conf = f.read()
+
+        def change(old, new):
+            if old not in conf:
+                raise RuntimeError(f"deploy/nginx.conf no longer contains {old!r}")
+            return conf.replace(old, new, 1)
+
+        servers = "".join(f"server {n.addr} max_fails=1 fail_timeout=10s;\n        " for n in nodes)
+        conf = change("server 127.0.0.1:8081 max_fails=1 fail_timeout=10s;\n        ", servers)
+        conf = change("server 127.0.0.1:8082 max_fails=1 fail_timeout=10s;\n", "\n")
+        conf = change("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        conf = change("proxy_read_timeout 60s;", f"proxy_read_timeout {read_timeout};")
+        conf = change("worker_processes auto;", "worker_processes 1;")
+        d = self.dir
+        conf = change("http {\n", f"http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n"
+                      f"    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n"
+                      f"    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n")
+        self.conf_path = os.path.join(d, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        self.proc = None
+
+    async def start(self):
+        d = self.dir
+        globals_ = f"daemon off; pid {d}/nginx.pid; error_log {d}/logs/error.log warn;"
+        self.proc = Proc(self.env, "nginx", [program("nginx"), "-p", d, "-c", self.conf_path,
+                                             "-g", globals_])
+        if not await wait_port(self.port, 10):
+            raise RuntimeError(f"nginx is not listening on {self.port}: {self.proc.tail()}")
+        return self
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+class Env:
+    """One test's processes and temporary directory; everything is stopped and removed on exit."""
+
+    live = []  # every Env not yet closed (for the exit handler)
+
+    def __init__(self, wsx, keep=False):
+        self.wsx = wsx
+        self.keep = keep
+        self.dir = tempfile.mkdtemp(prefix="wsx-rooms-")
+        self.procs = []
+        self.nodes = []
+        Env.live.append(self)
+
+    async def redis(self):
+        return await Redis(self).start()
+
+    async def node(self, name, redis=None, extra=()):
+        n = Node(self, name, redis, extra)
+        await n.start()
+        self.nodes.append(n)
+        return n
+
+    async def nginx(self, nodes, read_timeout="60s"):
+        return await Nginx(self, nodes, read_timeout).start()
+
+    def logs(self, n=12):
+        out = []
+        for p in self.procs:
+            lines = p.tail(n)
+            if lines:
+                out.append(f"--- {p.name} (pid {p.pid}) {p.log_path}")
+                out += ["    " + l for l in lines]
+        return out
+
+    async def close(self, show_logs=False):
+        if show_logs:
+            for line in self.logs():
+                print("      " + line, flush=True)
+        # nginx gets SIGTERM (its master stops its workers); the others SIGKILL.
+        for p in reversed(self.procs):
+            if p.alive():
+                await p.stop(signal.SIGTERM if p.name == "nginx" else signal.SIGKILL)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in Env.live:
+            Env.live.remove(self)
+
+    @classmethod
+    def close_all_now(cls):
+        for env in list(cls.live):
+            for p in env.procs:
+                p.stop_now()
+            if not env.keep:
+                shutil.rmtree(env.dir, ignore_errors=True)
+        cls.live.clear()
+
+
+def install_exit_handlers():
+    import atexit
+
+    atexit.register(Env.close_all_now)
+
+    def on_signal(sig, _frame):
+        Env.close_all_now()
+        sys.exit(128 + sig)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
