@@ -193,9 +193,10 @@ pub(crate) struct ServeArgs {
     /// received a compressed message (the default frees it after each message: ~4 KB idle).
     #[arg(long)]
     pub(crate) deflate_takeover: bool,
-    /// Share chat rooms with other nodes through this Redis (redis://HOST:PORT[/DB]): every
-    /// member on every node sees a room's messages in one order. Without it, rooms live in this
-    /// process only.
+    /// Share chat rooms with other nodes through this Redis (redis://HOST:PORT[/DB]), or a
+    /// Redis Cluster (its seed nodes, comma-separated): every member on every node sees a
+    /// room's messages in one order, and history and presence live there. Without it, rooms
+    /// live in this process only.
     #[arg(long, env = "WSX_REDIS", value_name = "URL")]
     pub(crate) redis: Option<String>,
     /// Prefix of the Redis pub/sub channels (one per room): deployments sharing one Redis need

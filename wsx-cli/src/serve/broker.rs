@@ -29,14 +29,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo as _, ProtocolVersion, PushKind, Script, Value};
+use redis::{PushKind, Script, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
 use wsx::Message;
 
 use super::bus::{new_epoch, Bus, Event, Flushing, Joining, Local, Member, Posted, Publishing};
 use super::bus::{Replay, Start, Undelivered};
+use super::link::{Link, Target};
 use super::rooms::History;
 
 /// How often a healthy connection is checked with PING.
@@ -192,10 +192,30 @@ struct Scripts {
     join: Script,
     leave: Script,
     refresh: Script,
+    /// The sources of the scripts the publisher's pipelines run, loaded at the head of each.
+    pipelined: [String; 3],
 }
 
-/// The scripts the publisher's pipelines run, loaded at the head of each.
-const PIPELINED: [&str; 3] = [PUBLISH, LEAVE, REFRESH];
+impl Scripts {
+    /// Our scripts; `sharded`: they SPUBLISH (a Redis Cluster) instead of PUBLISH.
+    fn new(sharded: bool) -> Self {
+        let code = |code: &str| {
+            if sharded {
+                code.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+            } else {
+                code.to_string()
+            }
+        };
+        let pipelined = [code(PUBLISH), code(LEAVE), code(REFRESH)];
+        Self {
+            publish: Script::new(&pipelined[0]),
+            join: Script::new(&code(JOIN)),
+            leave: Script::new(&pipelined[1]),
+            refresh: Script::new(&pipelined[2]),
+            pipelined,
+        }
+    }
+}
 
 /// A node's link to Redis. Cheap to share; the work happens in tasks ([`Bus::start`]).
 #[derive(Debug)]
@@ -210,7 +230,7 @@ pub(crate) struct Broker {
 /// What [`Bus::start`] hands to the tasks it starts.
 #[derive(Debug)]
 struct Start_ {
-    client: redis::Client,
+    target: Target,
     commands: mpsc::UnboundedReceiver<Command>,
     jobs: mpsc::Receiver<Job>,
 }
@@ -219,10 +239,12 @@ struct Start_ {
 struct Inner {
     /// Key and channel names start with this prefix.
     prefix: String,
+    /// A Redis Cluster: sharded channels, and one pipeline per room.
+    sharded: bool,
     history: History,
     scripts: Scripts,
     /// Set once the first connection is made.
-    manager: Mutex<Option<ConnectionManager>>,
+    manager: Mutex<Option<Link>>,
     up: AtomicBool,
     /// Wakes the supervisor when the push reader sees the connection drop.
     lost: Notify,
@@ -254,7 +276,7 @@ impl Inner {
         }
     }
 
-    fn manager(&self) -> Option<ConnectionManager> {
+    fn manager(&self) -> Option<Link> {
         let manager = self.manager.lock().unwrap_or_else(|e| e.into_inner()).clone();
         manager.filter(|_| self.up.load(Relaxed))
     }
@@ -271,11 +293,11 @@ impl Inner {
 
     /// The commands that run `batch`, each with the number of jobs it covers: consecutive
     /// messages to one room go in one call of the publish script (up to [`GROUP_BYTES`]).
-    fn commands(&self, batch: &[Job]) -> Vec<(redis::Cmd, usize)> {
+    fn commands(&self, batch: &[&Job]) -> Vec<(redis::Cmd, usize)> {
         let mut commands: Vec<(redis::Cmd, usize)> = Vec::new();
         // The room and bytes of the last command, while it is a publish that may take more.
         let mut open: Option<(&str, usize)> = None;
-        for job in batch {
+        for &job in batch {
             let Some(mut command) = self.command(job) else { continue };
             let Job::Publish { room, payload, .. } = job else {
                 commands.push((command, 1));
@@ -337,33 +359,28 @@ fn evalsha(script: &Script, keys: &[&str]) -> redis::Cmd {
 }
 
 impl Broker {
-    /// A broker for the Redis at `url` (`redis://HOST:PORT[/DB]`) for the node named `node`,
-    /// keeping `history`; nothing connects before [`Bus::start`]. Keys and channels start with
-    /// `prefix`.
+    /// A broker for the Redis at `urls` (`redis://HOST:PORT[/DB]`, or a cluster's seed nodes,
+    /// comma-separated) for the node named `node`, keeping `history`; nothing connects before
+    /// [`Bus::start`]. Keys and channels start with `prefix`.
     pub(crate) fn new(
-        url: &str,
+        urls: &str,
         prefix: &str,
         node: &str,
         history: History,
     ) -> anyhow::Result<Self> {
-        let info = url.into_connection_info().map_err(|e| {
-            anyhow::anyhow!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT[/DB]")
-        })?;
-        // RESP3: subscriptions and commands share the one connection.
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let target = Target::parse(urls)?;
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let (jobs, job_receiver) = mpsc::channel(QUEUE);
-        debug!(node, "Redis broker for {}", redacted(url));
-        let scripts = Scripts {
-            publish: Script::new(PUBLISH),
-            join: Script::new(JOIN),
-            leave: Script::new(LEAVE),
-            refresh: Script::new(REFRESH),
-        };
+        debug!(
+            node,
+            "Redis broker for {}",
+            urls.split(',').map(redacted).collect::<Vec<_>>().join(",")
+        );
+        let scripts = Scripts::new(target.sharded());
         Ok(Self {
             inner: Arc::new(Inner {
                 prefix: prefix.to_string(),
+                sharded: target.sharded(),
                 history,
                 scripts,
                 manager: Mutex::new(None),
@@ -378,7 +395,7 @@ impl Broker {
             commands,
             jobs,
             start: Mutex::new(Some(Start_ {
-                client,
+                target,
                 commands: command_receiver,
                 jobs: job_receiver,
             })),
@@ -507,7 +524,7 @@ impl Bus for Broker {
         tokio::spawn(publish_jobs(self.inner.clone(), rooms.clone(), start.jobs));
         tokio::spawn(refresh_presence(self.inner.clone(), rooms.clone()));
         let supervisor =
-            Supervisor::new(self.inner.clone(), rooms, start.client, start.commands, pushes);
+            Supervisor::new(self.inner.clone(), rooms, start.target, start.commands, pushes);
         tokio::spawn(supervisor.run());
     }
 
@@ -589,10 +606,42 @@ async fn publish_jobs(inner: Arc<Inner>, rooms: Weak<dyn Local>, mut jobs: mpsc:
     }
 }
 
-/// Runs `batch` as one pipeline (the scripts loaded first, in the same pipeline: a Redis that
-/// restarted meanwhile has them again); the result of each job that is not a flush, in order.
+/// Runs `batch`: as one pipeline on one Redis; on a cluster as one pipeline per room (a room's
+/// keys live on one shard), all at once. The result of each job that is not a flush, in order.
 async fn run_batch(inner: &Inner, batch: &[Job]) -> Vec<Result<(), String>> {
-    let commands = inner.commands(batch);
+    if !inner.sharded {
+        return run_pipeline(inner, batch.iter()).await;
+    }
+    let mut rooms: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, job) in batch.iter().enumerate() {
+        let room = match job {
+            Job::Publish { room, .. } | Job::Leave { room, .. } | Job::Refresh { room, .. } => room,
+            Job::Flush(_) => continue,
+        };
+        match rooms.iter_mut().find(|(r, _)| *r == room) {
+            Some((_, jobs)) => jobs.push(i),
+            None => rooms.push((room, vec![i])),
+        }
+    }
+    let pipelines =
+        rooms.iter().map(|(_, jobs)| run_pipeline(inner, jobs.iter().map(|&i| &batch[i])));
+    let mut results: Vec<Option<Result<(), String>>> = batch.iter().map(|_| None).collect();
+    for ((_, jobs), outcome) in rooms.iter().zip(futures_util::future::join_all(pipelines).await) {
+        for (&i, result) in jobs.iter().zip(outcome) {
+            results[i] = Some(result);
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// Runs `jobs` as one pipeline (the scripts loaded first, in the same pipeline: a Redis that
+/// restarted meanwhile has them again); the result of each job that is not a flush, in order.
+async fn run_pipeline<'a>(
+    inner: &Inner,
+    jobs: impl Iterator<Item = &'a Job>,
+) -> Vec<Result<(), String>> {
+    let batch: Vec<&Job> = jobs.collect();
+    let commands = inner.commands(&batch);
     let jobs: usize = commands.iter().map(|(_, count)| count).sum();
     if jobs == 0 {
         return Vec::new();
@@ -601,7 +650,7 @@ async fn run_batch(inner: &Inner, batch: &[Job]) -> Vec<Result<(), String>> {
     let Some(mut manager) = inner.manager() else { return failed("Redis is down") };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for code in PIPELINED {
+    for code in &inner.scripts.pipelined {
         pipe.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
     }
     let counts: Vec<usize> = commands.iter().map(|(_, count)| *count).collect();
@@ -741,12 +790,12 @@ fn decode(bytes: Vec<u8>) -> Option<Message> {
 struct Supervisor {
     inner: Arc<Inner>,
     rooms: Weak<dyn Local>,
-    client: redis::Client,
+    target: Target,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Where the connection sends what the subscriptions bring (to [`read_pushes`]).
     pushes: mpsc::UnboundedSender<redis::PushInfo>,
     /// Made at the first successful connect; it reconnects by itself after that.
-    manager: Option<ConnectionManager>,
+    manager: Option<Link>,
     /// The wait before the next attempt to recover.
     delay: Duration,
     /// Whether the current outage has been logged as a warning.
@@ -760,14 +809,14 @@ impl Supervisor {
     fn new(
         inner: Arc<Inner>,
         rooms: Weak<dyn Local>,
-        client: redis::Client,
+        target: Target,
         commands: mpsc::UnboundedReceiver<Command>,
         pushes: mpsc::UnboundedSender<redis::PushInfo>,
     ) -> Self {
         let mut health = tokio::time::interval(HEALTH_INTERVAL);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (manager, delay, logged_failure) = (None, BACKOFF.0, false);
-        Self { inner, rooms, client, commands, pushes, manager, delay, logged_failure, health }
+        Self { inner, rooms, target, commands, pushes, manager, delay, logged_failure, health }
     }
 
     /// Recovers while the broker is down, and carries out requests and health checks while it
@@ -841,15 +890,9 @@ impl Supervisor {
     }
 
     /// The connection, made the first time.
-    async fn connect(&mut self) -> Result<&mut ConnectionManager, redis::RedisError> {
+    async fn connect(&mut self) -> Result<&mut Link, redis::RedisError> {
         if self.manager.is_none() {
-            let config = ConnectionManagerConfig::new()
-                .set_push_sender(self.pushes.clone())
-                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                // The manager retries once; the supervisor's loop is the long-term backoff.
-                .set_number_of_retries(1);
-            let made = self.client.get_connection_manager_with_config(config).await?;
+            let made = self.target.connect(self.pushes.clone(), RESPONSE_TIMEOUT).await?;
             *self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
             self.manager = Some(made);
         }
@@ -876,12 +919,12 @@ impl Supervisor {
 async fn apply(
     inner: &Inner,
     rooms: &Weak<dyn Local>,
-    manager: &mut ConnectionManager,
+    manager: &mut Link,
     command: Command,
 ) -> Result<(), String> {
     let channel = |room: &str| inner.keys(room).channel;
     let done = match &command {
-        Command::Subscribe(room) => manager.subscribe(channel(room)).await,
+        Command::Subscribe(room) => manager.subscribe(vec![channel(room)]).await,
         Command::Unsubscribe(room) => manager.unsubscribe(channel(room)).await,
     };
     debug!(?command, ?done, "subscription change");
@@ -892,7 +935,7 @@ async fn apply(
 }
 
 /// The health check: PING, answered in time.
-async fn ping(manager: &mut ConnectionManager) -> Result<(), String> {
+async fn ping(manager: &mut Link) -> Result<(), String> {
     let ping = redis::cmd("PING");
     match tokio::time::timeout(RESPONSE_TIMEOUT, ping.query_async::<Value>(manager)).await {
         Ok(Ok(_)) => Ok(()),
@@ -909,7 +952,7 @@ async fn read_pushes(
 ) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let Some(rooms) = rooms.upgrade() else { return };
                 let mut data = push.data.into_iter();
                 let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =

@@ -12,6 +12,7 @@ mod conn;
 mod exec;
 mod http;
 mod limit;
+mod link;
 mod metrics;
 mod proxy;
 mod reply;
@@ -157,6 +158,10 @@ fn print_banner(
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
         None => "in this process".to_string(),
+        Some(urls) if urls.contains(',') => {
+            let seeds: Vec<String> = urls.split(',').map(broker::redacted).collect();
+            format!("shared through the Redis Cluster at {}", seeds.join(","))
+        }
         Some(url) => format!("shared through Redis at {}", broker::redacted(url)),
     };
     let banner = format!(
