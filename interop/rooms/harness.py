@@ -99,15 +99,17 @@ class Proc:
         self._log.close()
         return rc
 
-    def stop_now(self):
-        """Synchronous last resort (at exit)."""
-        if self.alive():
+    def stop_now(self, first=signal.SIGKILL):
+        """Synchronous last resort (at exit): `first`, then SIGKILL after 5 s."""
+        for sig, wait in ((first, 5), (signal.SIGKILL, 10)):
+            if not self.alive():
+                return
             try:
-                os.kill(self.popen.pid, signal.SIGKILL)
+                os.kill(self.popen.pid, sig)
             except ProcessLookupError:
-                pass
+                return
             try:
-                self.popen.wait(10)
+                self.popen.wait(wait)
             except subprocess.TimeoutExpired:
                 pass
 
@@ -347,8 +349,9 @@ class Env:
     @classmethod
     def close_all_now(cls):
         for env in list(cls.live):
-            for p in env.procs:
-                p.stop_now()
+            for p in reversed(env.procs):
+                # nginx's master stops its workers on SIGTERM (SIGKILL would orphan them).
+                p.stop_now(signal.SIGTERM if p.name == "nginx" else signal.SIGKILL)
             if not env.keep:
                 shutil.rmtree(env.dir, ignore_errors=True)
         cls.live.clear()

@@ -376,6 +376,9 @@ async def t_redis_restart(env):
     await redis.kill()
     ok, hs = await wait_health([n1, n2], lambda h: h.get("broker_up") is False)
     R.check("Redis killed: both nodes' /healthz say broker_up=false (within 20 s)", ok, hs)
+    refused = await http_refusal(chat_url(base(n2), room, name="z"))
+    R.check("a new member during the outage is refused with 503 (docs/deploy.md)",
+            refused is not None and refused[0] == 503, refused)
     await a.send("during")
     e = await a.next_of(("error", "message"))
     R.check("a message during the outage: error reason=broker_down to its sender",
