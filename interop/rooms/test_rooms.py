@@ -127,6 +127,8 @@ async def t_history(env, with_redis):
 
     carol = await Conn.open(chat_url(b0, room, name="carol", history=50))
     got = await carol.messages(13)
+    R.check("presence events are not replayed (nothing but the 13 messages after the welcome)",
+            not carol.others, carol.others)
     R.check("history=50 with 13 in the room: first=1 offset=13, then all 13",
             carol.welcome.get("first") == 1 and carol.welcome.get("offset") == 13
             and offsets(got) == list(range(1, 14))
@@ -657,16 +659,16 @@ async def chaos(env, each, members_n, senders_n, interval, clients):
 
         sender.after_send = now
         node = await asyncio.wait_for(fired, 60)
+        on_it = [c for c in everyone if c.conn and c.conn.node == node.name]
         R.note(f"{what} {node.name} after {sum(len(s.sent) for s in senders)} sent, right after "
-               f"a send of {sender.name} (clients on it: "
-               f"{[c.name for c in everyone if c.conn and c.conn.node == node.name]})")
-        return node
+               f"a send of {sender.name} (clients on it: {[c.name for c in on_it]})")
+        return node, [(c, len(c.closes)) for c in on_it]
 
     await sent_total_at_least(total // 3)
-    victim = await strike(senders[0], signal.SIGKILL, "kill -9")
+    victim, on_victim = await strike(senders[0], signal.SIGKILL, "kill -9")
     await victim.proc.stop(signal.SIGKILL)
     await sent_total_at_least(2 * total // 3)
-    drained = await strike(senders[1], signal.SIGTERM, "SIGTERM")
+    drained, on_drained = await strike(senders[1], signal.SIGTERM, "SIGTERM")
     rc = await drained.proc.wait(20)
     R.check(f"the drained node {drained.name} exits within 20 s", rc is not None, rc)
 
@@ -741,6 +743,12 @@ async def chaos(env, each, members_n, senders_n, interval, clients):
             out_of_order.append(s.name)
     R.check("each sender's messages in its order (unless it re-sent some)", not out_of_order,
             out_of_order)
+    # How their connections ended: no Close frame from the killed node, 1001 from the drained one.
+    ends = {f"{c.name}@{what}": c.closes[k] if len(c.closes) > k else "still open"
+            for what, group in (("killed", on_victim), ("drained", on_drained)) for c, k in group}
+    R.check("the killed node's clients saw no Close frame; the drained node's got Close 1001",
+            all(v is None for k, v in ends.items() if k.endswith("@killed"))
+            and all(v == 1001 for k, v in ends.items() if k.endswith("@drained")), ends)
     reconnects = {c.name: len(c.nodes) - 1 for c in everyone}
     R.check("the kill and the drain made clients reconnect (through nginx, to the others)",
             sum(reconnects.values()) >= 2
