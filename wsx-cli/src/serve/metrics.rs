@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use super::superchat::Resume;
+
 /// Why a handshake was refused, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -105,6 +107,10 @@ pub(crate) struct Metrics {
     pub(crate) dropped_no_publish: AtomicU64,
     /// Connections closed (1008) when their token expired.
     pub(crate) token_expired: AtomicU64,
+    /// Superchat resumes: complete, history too short, epoch changed.
+    pub(crate) resumes: [AtomicU64; 3],
+    /// Room messages handed over from the history (joins with history, resumes).
+    pub(crate) replayed: AtomicU64,
 }
 
 /// Shards of the hot counters: each thread adds to its own cache line (a counter all workers
@@ -238,6 +244,22 @@ impl Metrics {
             COUNTER,
             "Chat members disconnected for falling behind their room.",
             self.slow_disconnects.load(Relaxed),
+        );
+        let resumes = [Resume::Recovered, Resume::TooOld, Resume::Epoch].map(|r| {
+            (format!("{{outcome=\"{}\"}}", r.label()), self.resumes[r as usize].load(Relaxed))
+        });
+        out.metric(
+            "wsx_room_resumes_total",
+            COUNTER,
+            "Superchat members that resumed, by outcome: every missed message replayed, or some \
+             lost (the history did not reach back far enough; the room's history was lost).",
+            &resumes,
+        );
+        out.one(
+            "wsx_room_replayed_total",
+            COUNTER,
+            "Room messages handed over from the history (joins with history and resumes).",
+            self.replayed.load(Relaxed),
         );
     }
 }

@@ -244,6 +244,10 @@ async fn welcome<S: Stream>(
 ) -> Result<(), Option<CloseCode>> {
     let Some((start, replay)) = seat.entry.take().filter(|_| seat.superchat) else { return Ok(()) };
     let (room, member) = (seat.membership.room(), &seat.membership.member);
+    if let Some(resume) = superchat::resumed(&start, &replay) {
+        state.metrics.resumes[resume as usize].fetch_add(1, Relaxed);
+    }
+    state.metrics.replayed.fetch_add(replay.posted.len() as u64, Relaxed);
     deliver(ws, superchat::welcome(room, member, &start, &replay), state).await?;
     for posted in &replay.posted {
         deliver(ws, superchat::posted(posted), state).await?;

@@ -82,21 +82,49 @@ pub(crate) fn welcome(room: &str, member: &Member, start: &Start, replay: &Repla
         "first": first,
         "member": &*member.id,
     });
-    if let Start::After { epoch, offset } = start {
-        let lost = if **epoch != *replay.epoch || *offset > replay.top {
-            Some("epoch")
-        } else if first != offset + 1 {
-            Some("too_old")
-        } else {
-            None
-        };
-        frame["recovered"] = Value::from(lost.is_none());
-        if let Some(lost) = lost {
-            frame["lost"] = Value::from(lost);
+    if let Some(resume) = resumed(start, replay) {
+        frame["recovered"] = Value::from(resume == Resume::Recovered);
+        if resume != Resume::Recovered {
+            frame["lost"] = Value::from(resume.label());
         }
     }
     frame["presence"] = Value::from(presence);
     Message::text(frame.to_string())
+}
+
+/// How a resume went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Every message after the member's offset is replayed.
+    Recovered = 0,
+    /// Some are lost: the history does not reach back that far.
+    TooOld = 1,
+    /// Some are lost: the room's history was lost (or the offset is not of this epoch).
+    Epoch = 2,
+}
+
+impl Resume {
+    /// Its name in `welcome.lost` and in /metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Recovered => "recovered",
+            Self::TooOld => "too_old",
+            Self::Epoch => "epoch",
+        }
+    }
+}
+
+/// How a member starting at `start` resumes with `replay`; `None` when it does not resume.
+pub(crate) fn resumed(start: &Start, replay: &Replay) -> Option<Resume> {
+    let Start::After { epoch, offset } = start else { return None };
+    let first = replay.posted.first().map_or(replay.top + 1, |p| p.offset);
+    Some(if **epoch != *replay.epoch || *offset > replay.top {
+        Resume::Epoch
+    } else if first != offset + 1 {
+        Resume::TooOld
+    } else {
+        Resume::Recovered
+    })
 }
 
 /// A room message's frame, made once however many members receive it.
