@@ -171,7 +171,17 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// Stops nginx with SIGTERM, so that its master stops its workers (SIGKILL to the master
+    /// would leave them running), waits for it (bounded), then removes its directory.
     fn drop(&mut self) {
+        let child = &mut self._process.0;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..100 {
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -29,7 +29,7 @@ impl Target {
                 anyhow::anyhow!(
                     "{:?} is not a Redis URL ({e}); use redis://HOST:PORT[/DB], or for a Redis \
                      Cluster its seed nodes: redis://HOST:PORT,redis://HOST:PORT",
-                    super::broker::redacted(url)
+                    redacted(url)
                 )
             })?;
             // RESP3: subscriptions and commands share the one connection.
@@ -139,5 +139,30 @@ impl ConnectionLike for Link {
             Self::One(manager) => manager.get_db(),
             Self::Cluster(cluster) => cluster.get_db(),
         }
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`, for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redacted("redis://:s3cret@db:6379/2"), "redis://:***@db:6379/2");
+        assert_eq!(redacted("redis://app:s3cret@db"), "redis://app:***@db");
+        assert_eq!(redacted("redis://db:6379"), "redis://db:6379");
     }
 }

@@ -159,10 +159,10 @@ fn print_banner(
     let shared = match &args.redis {
         None => "in this process".to_string(),
         Some(urls) if urls.contains(',') => {
-            let seeds: Vec<String> = urls.split(',').map(broker::redacted).collect();
+            let seeds: Vec<String> = urls.split(',').map(link::redacted).collect();
             format!("shared through the Redis Cluster at {}", seeds.join(","))
         }
-        Some(url) => format!("shared through Redis at {}", broker::redacted(url)),
+        Some(url) => format!("shared through Redis at {}", link::redacted(url)),
     };
     let banner = format!(
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \

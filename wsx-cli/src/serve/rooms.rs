@@ -256,8 +256,10 @@ impl Log {
         let from = match start {
             Start::Live => self.top + 1,
             Start::Last(n) => self.top.saturating_sub(*n) + 1,
-            Start::After { epoch, offset } if **epoch == *self.epoch => offset + 1,
-            // Another epoch: whatever is still kept.
+            Start::After { epoch, offset } if **epoch == *self.epoch && *offset <= self.top => {
+                offset + 1
+            }
+            // Another epoch (or an offset this one never reached): whatever is still kept.
             Start::After { .. } => 0,
         };
         let posted = self.kept.iter().filter(|p| p.offset >= from).cloned().collect();
