@@ -2,14 +2,17 @@
 """Chat room fan-out on one node and on two nodes sharing the room through Redis.
 
 usage: bench/cluster.py [--members 40] [--senders 4] [--in-flight 4] [--size 64] [--seconds 5]
-                        [--runs 3]
+                        [--runs 3] [--baseline OLD_WSX]
 
 Each layout gets its own fresh servers, on free loopback ports, stopped by process id:
   1 node, in memory    wsx serve (no Redis): the baseline
   1 node + Redis       wsx serve --redis: every message goes through Redis and back
   2 nodes + Redis      members alternate between the two nodes: half of every delivery crosses
                        nodes, and all of them go through Redis
-and is loaded by `wsx bench --mode room` (members of one room; the senders keep K messages in
+  2 nodes + Redis Cluster   the same on a 3-master Redis Cluster (sharded pub/sub; one room
+                       lives on one shard)
+(with --baseline OLD_WSX, the Redis layouts once more with that binary as the nodes: an older
+build, compared in the same run) and is loaded by `wsx bench --mode room` (members of one room; the senders keep K messages in
 flight each; every delivery to every member is timed from its send, on one clock). Runs are
 interleaved; the table gives medians. Needs redis-server (Debian's package) and a release build
 (`cargo build --release -p wsx-cli`).
@@ -22,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from run import free_port  # bench/run.py, beside this file
@@ -46,16 +50,42 @@ def start(cmd, port, what):
     return proc
 
 
-def layout(name, redis_port):
+def redis_cluster(redis_server, tmp):
+    """Starts a 3-master Redis Cluster on loopback; returns (processes, seed URLs)."""
+    procs, ports = [], []
+    for i in range(3):
+        port, bus = free_port(), free_port()
+        d = os.path.join(tmp, str(i))
+        os.makedirs(d)
+        procs.append(start([redis_server, "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1",
+                            "--cluster-enabled", "yes", "--save", "", "--appendonly", "no", "--dir", d],
+                           port, "redis-server (cluster)"))
+        ports.append(port)
+    subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                    "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+    for _ in range(100):
+        info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True)
+        if "cluster_state:ok" in info.stdout:
+            break
+        time.sleep(0.1)
+    else:
+        sys.exit("the Redis Cluster did not come up in 10 s")
+    return procs, ",".join(f"redis://127.0.0.1:{p}" for p in ports)
+
+
+def layout(name, redis_url, cluster_urls, baseline):
     """Starts the nodes of `name`; returns (processes, urls)."""
     nodes = 2 if name.startswith("2") else 1
+    wsx = baseline if "baseline" in name else WSX
     procs, urls = [], []
     for i in range(nodes):
         port = free_port()
-        cmd = [WSX, "serve", "--listen", f"127.0.0.1:{port}", "--log", "error", "--node", f"n{i + 1}",
+        cmd = [wsx, "serve", "--listen", f"127.0.0.1:{port}", "--log", "error", "--node", f"n{i + 1}",
                "--keepalive", "0", "--room-backlog", "65536"]
-        if "Redis" in name:
-            cmd += ["--redis", f"redis://127.0.0.1:{redis_port}"]
+        if "Cluster" in name:
+            cmd += ["--redis", cluster_urls]
+        elif "Redis" in name:
+            cmd += ["--redis", redis_url]
         procs.append(start(cmd, port, "wsx serve"))
         urls.append(f"ws://127.0.0.1:{port}/chat/bench")
     if "Redis" in name:
@@ -71,6 +101,7 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline", metavar="OLD_WSX", help="another wsx binary to run the Redis layouts with")
     args = parser.parse_args()
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(redis_server):
@@ -80,12 +111,16 @@ def main():
     redis_port = free_port()
     redis = start([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no"], redis_port, "redis-server")
-    layouts = ["1 node, in memory", "1 node + Redis", "2 nodes + Redis"]
+    tmp = tempfile.mkdtemp(prefix="wsx-cluster-bench-")
+    cluster, cluster_urls = redis_cluster(redis_server, tmp)
+    layouts = ["1 node, in memory", "1 node + Redis", "2 nodes + Redis", "2 nodes + Redis Cluster"]
+    if args.baseline:
+        layouts += ["1 node + Redis (baseline)", "2 nodes + Redis (baseline)"]
     results = {name: [] for name in layouts}
     try:
         for run in range(args.runs):
             for name in layouts:
-                procs, urls = layout(name, redis_port)
+                procs, urls = layout(name, f"redis://127.0.0.1:{redis_port}", cluster_urls, args.baseline)
                 cmd = [WSX, "bench", "--mode", "room", urls[0], "--json", "-c", str(args.members),
                        "--senders", str(args.senders), "-k", str(args.in_flight), "-s", str(args.size),
                        "-d", f"{args.seconds}s", "--warmup", "1s"]
@@ -105,8 +140,10 @@ def main():
                       f"{r['rate']:.0f} deliveries/s, p50 {r['p50_ns'] / 1e6:.3f} ms, "
                       f"p99 {r['p99_ns'] / 1e6:.3f} ms, errors {r['errors']}", file=sys.stderr)
     finally:
-        redis.kill()
-        redis.wait()
+        for p in [redis, *cluster]:
+            p.kill()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     base = statistics.median(r["published_rate"] for r in results[layouts[0]])
     print(f"{args.members} members of one room, {args.senders} senders x {args.in_flight} in flight, "
