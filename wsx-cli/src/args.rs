@@ -30,6 +30,25 @@ pub(crate) enum Command {
     Bench(BenchArgs),
     /// Mint a JWT for `wsx serve --auth-*` (printed on stdout).
     Token(TokenArgs),
+    /// Print a shell completion script for wsx (e.g. `wsx completions bash > /etc/bash_completion.d/wsx`).
+    Completions(CompletionsArgs),
+    /// Print a man page (roff): wsx(1), or with a subcommand, its own page (`wsx man serve >
+    /// wsx-serve.1 && man -l wsx-serve.1`).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ManArgs {
+    /// The subcommand whose page to print (wsx-SUBCOMMAND(1)); without it, wsx(1).
+    #[arg(value_name = "SUBCOMMAND")]
+    pub(crate) subcommand: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// The signature algorithm of a key pair (`--auth-alg`, `wsx token --alg`).

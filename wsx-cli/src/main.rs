@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod completions;
 mod connect;
 mod jwt;
 mod net;
@@ -33,8 +34,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    if let args::Command::Token(args) = &cli.command {
-        return match token::run(args) {
+    // What needs no runtime runs before one starts.
+    let now = match &cli.command {
+        args::Command::Token(args) => Some(token::run(args)),
+        args::Command::Completions(args) => {
+            Some(completions::completions(args, &mut std::io::stdout().lock()))
+        }
+        args::Command::Man(args) => Some(completions::man(args, &mut std::io::stdout().lock())),
+        _ => None,
+    };
+    if let Some(done) = now {
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wsx: {e:#}");
@@ -60,7 +70,9 @@ fn main() -> ExitCode {
             },
             args::Command::Connect(args) => connect::run(args).await,
             args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
-            args::Command::Token(_) => unreachable!("minted before the runtime starts"),
+            args::Command::Token(_) | args::Command::Completions(_) | args::Command::Man(_) => {
+                unreachable!("run before the runtime starts")
+            }
         }
     });
     match result {
