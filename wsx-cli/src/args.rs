@@ -26,6 +26,9 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Connect to a WebSocket server: stdin lines are sent as text, messages are printed.
     Connect(ConnectArgs),
+    /// Carry TCP connections over WebSockets: each connection accepted on --tcp-listen opens a
+    /// WebSocket to URL (e.g. to `wsx serve --tcp-forward`), bytes as binary messages both ways.
+    Bridge(BridgeArgs),
     /// Load-test a WebSocket echo server: closed-loop echo or handshake rate.
     Bench(BenchArgs),
     /// Mint a JWT for `wsx serve --auth-*` (printed on stdout).
@@ -155,7 +158,7 @@ pub(crate) struct BenchArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("program").args(["exec", "exec_dir"])))]
+#[command(group(clap::ArgGroup::new("program").args(["exec", "exec_dir", "exec_shared"])))]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -287,6 +290,20 @@ pub(crate) struct ServeArgs {
     /// Most programs running at once (--exec/--exec-dir); more upgrades are refused with 503.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub(crate) max_forks: usize,
+    /// Run this one program for all the WebSocket upgrades to paths not otherwise served: it
+    /// learns of clients joining, their messages and their leaving as JSON lines on stdin, and
+    /// answers one client, some or all on stdout. Restarted (with backoff) when it exits. See
+    /// docs/exec.md.
+    #[arg(long, value_name = "'CMD ARGS'", conflicts_with = "binary")]
+    pub(crate) exec_shared: Option<String>,
+    /// Carry WebSocket upgrades to PATH to the TCP server at HOST:PORT, one TCP connection per
+    /// WebSocket, bytes as binary messages both ways (repeatable; e.g. /redis=127.0.0.1:6379).
+    #[arg(long, value_parser = parse_forward, value_name = "PATH=HOST:PORT")]
+    pub(crate) tcp_forward: Vec<Forward>,
+    /// Listen on this Unix domain socket too (a stale socket file left by a server that is
+    /// gone is replaced; removed at exit). Its clients count as 127.0.0.1.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) unix: Option<PathBuf>,
 }
 
 /// How binary messages are printed.
@@ -304,30 +321,12 @@ pub(crate) enum BinaryFormat {
 pub(crate) struct ConnectArgs {
     /// The ws:// or wss:// URL.
     pub(crate) url: String,
-    /// Offer a subprotocol (repeatable, in order of preference).
-    #[arg(short = 'p', long = "protocol", value_name = "PROTOCOL")]
-    pub(crate) protocols: Vec<String>,
-    /// Send an extra header, as "Name: value" (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub(crate) headers: Vec<String>,
-    /// Send this Origin header.
-    #[arg(long, value_name = "ORIGIN")]
-    pub(crate) origin: Option<String>,
-    /// Trust the CA certificates in this PEM file for wss:// (besides the built-in roots).
-    #[arg(long, value_name = "PEM")]
-    pub(crate) cacert: Option<PathBuf>,
-    /// Send a keepalive ping this often (e.g. 30s); off by default.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) ping: Option<Duration>,
+    /// How to reach the server.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
     /// How to print binary messages.
     #[arg(long, value_enum, default_value = "hex")]
     pub(crate) binary: BinaryFormat,
-    /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
-    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
-    pub(crate) max_message_size: usize,
-    /// Do not offer permessage-deflate (offered by default).
-    #[arg(long)]
-    pub(crate) no_deflate: bool,
     /// Print the opening handshake (request and response headers) on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -350,10 +349,83 @@ pub(crate) struct ConnectArgs {
     /// (e.g. for the Chrome DevTools protocol).
     #[arg(long)]
     pub(crate) jsonrpc: bool,
+    /// Wire this program's stdin and stdout to the connection instead of the terminal: its
+    /// stdout lines are sent as text messages, messages received are lines on its stdin; wsx
+    /// exits when it does (closing with 1000, or 1011 for a failure) or when the connection
+    /// closes (the program then gets EOF). Split like a shell would split it, without one.
+    #[arg(long, value_name = "'CMD ARGS'", conflicts_with_all = ["base64", "binary_prefix", "jsonrpc", "reconnect"])]
+    pub(crate) exec: Option<String>,
+    /// With --exec: raw bytes both ways as binary messages (not lines).
+    #[arg(long, requires = "exec")]
+    pub(crate) exec_binary: bool,
     /// When the connection is lost (not a normal close, not stdin's end), connect again with
     /// backoff (100 ms doubling to 10 s, with jitter); lines read meanwhile are sent after.
     #[arg(long)]
     pub(crate) reconnect: bool,
+}
+
+/// The options of a WebSocket client (`wsx connect`, `wsx bridge`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ClientArgs {
+    /// Offer a subprotocol (repeatable, in order of preference).
+    #[arg(short = 'p', long = "protocol", value_name = "PROTOCOL")]
+    pub(crate) protocols: Vec<String>,
+    /// Send an extra header, as "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Send this Origin header.
+    #[arg(long, value_name = "ORIGIN")]
+    pub(crate) origin: Option<String>,
+    /// Trust the CA certificates in this PEM file for wss:// (besides the built-in roots).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Send a keepalive ping this often (e.g. 30s); off by default.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) ping: Option<Duration>,
+    /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) max_message_size: usize,
+    /// Do not offer permessage-deflate (offered by default).
+    #[arg(long)]
+    pub(crate) no_deflate: bool,
+    /// Connect to the server through this Unix domain socket instead of TCP (the URL still
+    /// names the host and path of the request; ws:// only).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) unix: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BridgeArgs {
+    /// The ws:// or wss:// URL that each TCP connection is carried to (e.g. a path of `wsx
+    /// serve --tcp-forward`).
+    pub(crate) url: String,
+    /// Accept TCP connections on this address; each one gets a WebSocket of its own to URL,
+    /// its bytes carried as binary messages both ways.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) tcp_listen: SocketAddr,
+    /// How to reach the server.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `--tcp-forward PATH=HOST:PORT`: WebSocket upgrades to PATH are carried to a TCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Forward {
+    /// The URL path (`/redis`).
+    pub(crate) path: String,
+    /// Where its connections go (`127.0.0.1:6379`, or a name and a port).
+    pub(crate) target: String,
+}
+
+/// `PATH=HOST:PORT`, PATH starting with `/`.
+pub(crate) fn parse_forward(text: &str) -> Result<Forward, String> {
+    let bad = || format!("{text:?} is not PATH=HOST:PORT (e.g. /redis=127.0.0.1:6379)");
+    let (path, target) = text.split_once('=').ok_or_else(bad)?;
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
+    if !path.starts_with('/') || host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(Forward { path: path.to_string(), target: target.to_string() })
 }
 
 /// A number and the unit after it: `"1.5 KiB"` is `(1.5, "KiB")`.

@@ -3,10 +3,13 @@
 
 mod args;
 mod bench;
+mod bridge;
 mod completions;
 mod connect;
+mod dial;
 mod jwt;
 mod net;
+mod pipe;
 mod serve;
 mod token;
 
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("the server stopped unexpectedly: {e}")),
             },
             args::Command::Connect(args) => connect::run(args).await,
+            args::Command::Bridge(args) => bridge::run(args).await,
             args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
             args::Command::Token(_) | args::Command::Completions(_) | args::Command::Man(_) => {
                 unreachable!("run before the runtime starts")

@@ -27,10 +27,14 @@ pub(crate) enum Refusal {
     MaxForks,
     /// The program of --exec/--exec-dir could not be started (500).
     ExecFailed,
+    /// The program of --exec-shared is not running (restarting after an exit: 503).
+    ProgramDown,
+    /// The TCP server of a --tcp-forward path did not accept a connection (502).
+    ForwardFailed,
 }
 
 impl Refusal {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 16] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
@@ -45,6 +49,8 @@ impl Refusal {
         Self::AuthForbidden,
         Self::MaxForks,
         Self::ExecFailed,
+        Self::ProgramDown,
+        Self::ForwardFailed,
     ];
 
     fn label(self) -> &'static str {
@@ -63,6 +69,8 @@ impl Refusal {
             Self::AuthForbidden => "auth_forbidden",
             Self::MaxForks => "max_forks",
             Self::ExecFailed => "exec_failed",
+            Self::ProgramDown => "program_down",
+            Self::ForwardFailed => "forward_failed",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::time::Sleep;
 use tracing::info;
@@ -19,6 +20,7 @@ use super::exec::Process;
 use super::limit::RoomRate;
 use super::rooms::Membership;
 use super::state::{Places, State};
+use crate::pipe::{pump, Ended, Ends, Framing};
 
 type Ws<S> = WebSocket<S>;
 
@@ -35,8 +37,9 @@ pub(super) struct Session<S> {
     pub(super) member: Option<Membership>,
     /// What its token allows (with --auth-*); boxed: most sessions have none.
     pub(super) grant: Option<Box<Grant>>,
-    /// Its program (--exec); none for echo and rooms.
-    pub(super) program: Option<Box<Process>>,
+    /// What it runs beside its socket: a program (--exec), a TCP connection (--tcp-forward);
+    /// none for echo and rooms.
+    pub(super) backend: Option<Box<Backend>>,
     /// Held until the session ends.
     pub(super) _places: Places,
 }
@@ -50,12 +53,12 @@ impl<S: Stream> Session<S> {
         state.metrics.opened();
         let ws = &mut self.ws;
         let grant = self.grant.as_deref();
-        let code = match (&mut self.member, &mut self.program) {
+        let code = match (&mut self.member, &mut self.backend) {
             (None, None) => echo(ws, grant, state).await,
             // Boxed: an echo session's future (what every connection's task holds) is not
             // made as large as a chat session's or a program's.
             (Some(member), _) => Box::pin(chat(ws, member, self.client, grant, state)).await,
-            (None, Some(program)) => Box::pin(run_program(ws, program, grant, state)).await,
+            (None, Some(backend)) => Box::pin(run_backend(ws, backend, grant, state)).await,
         };
         state.metrics.closed();
         info!(
@@ -70,15 +73,76 @@ impl<S: Stream> Session<S> {
     }
 }
 
-/// Runs `program` with the connection (`exec.rs`); its token's expiry closes it with 1008.
-async fn run_program<S: Stream>(
+/// What a session runs beside its socket, set up before its 101 (`upgrade.rs`).
+// Always boxed (`Session::backend`): the variants' sizes cost nothing per echo session.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Backend {
+    /// A program of its own (--exec, --exec-dir).
+    Program(Process),
+    /// A connection to the TCP server of its path (--tcp-forward); taken when the session runs.
+    Tcp(Option<TcpStream>),
+}
+
+impl Backend {
+    /// Ends what was set up for a connection that never opened (its 101 could not be sent).
+    pub(super) async fn abandon(&mut self) {
+        match self {
+            Self::Program(program) => program.abandon().await,
+            Self::Tcp(tcp) => drop(tcp.take()),
+        }
+    }
+}
+
+/// Runs `backend` with the connection; its token's expiry closes it with 1008.
+async fn run_backend<S: Stream>(
     ws: &mut Ws<S>,
-    program: &mut Process,
+    backend: &mut Backend,
     grant: Option<&Grant>,
     state: &State,
 ) -> Option<CloseCode> {
     let mut expiry = expiry(grant);
-    program.run(ws, &state.shutdown, &state.metrics, expired(&mut expiry)).await
+    match backend {
+        Backend::Program(program) => {
+            program.run(ws, &state.shutdown, &state.metrics, expired(&mut expiry)).await
+        }
+        Backend::Tcp(tcp) => match tcp.take() {
+            Some(tcp) => forward(ws, tcp, &mut expiry, state).await,
+            None => None,
+        },
+    }
+}
+
+/// Carries the connection to `tcp` (--tcp-forward): bytes as binary messages both ways. The
+/// server closing its side closes the WebSocket with 1000; the WebSocket closing shuts the TCP
+/// connection down once what arrived before it is written.
+async fn forward<S: Stream>(
+    ws: &mut Ws<S>,
+    tcp: TcpStream,
+    expiry: &mut Expiry,
+    state: &State,
+) -> Option<CloseCode> {
+    let (read, write) = tcp.into_split();
+    let mut ends = Ends::spawn(read, write, Framing::Chunks);
+    let stop = async {
+        tokio::select! {
+            () = state.shutdown.stopped() => {}
+            () = expired(expiry) => {}
+        }
+    };
+    let counted = |sent: bool, len| match sent {
+        true => state.metrics.sent(len),
+        false => state.metrics.received(len),
+    };
+    let code = match pump(ws, &mut ends, stop, counted).await {
+        Ended::Output => close(ws, CloseCode::NORMAL, "").await,
+        Ended::Stopped if state.shutdown.is_stopping() => {
+            close(ws, CloseCode::GOING_AWAY, "server shutting down").await
+        }
+        Ended::Stopped => expire(ws, state).await,
+        Ended::Peer(code) => code,
+    };
+    ends.finish(Duration::from_secs(5)).await;
+    code
 }
 
 /// How the connection ended, as a close code: the peer's, the error's, or ours.

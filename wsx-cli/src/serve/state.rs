@@ -76,6 +76,11 @@ impl State {
         Self { files, ..self }
     }
 
+    /// The TCP server (HOST:PORT) that upgrades to `path` are carried to (--tcp-forward).
+    pub(super) fn forward(&self, path: &str) -> Option<&str> {
+        self.args.tcp_forward.iter().find(|f| f.path == path).map(|f| f.target.as_str())
+    }
+
     /// This node's name as text (it was made from a `&str`, so it is UTF-8).
     pub(super) fn node_name(&self) -> &str {
         std::str::from_utf8(self.node.as_bytes()).unwrap_or_default()

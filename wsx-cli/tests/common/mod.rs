@@ -100,7 +100,10 @@ pub(crate) async fn within<T>(what: &str, f: impl std::future::Future<Output = T
 }
 
 /// The next data message, skipping pings and pongs.
-pub(crate) async fn next_data(ws: &mut wsx::WebSocket<wsx::ClientStream>) -> Message {
+pub(crate) async fn next_data<S>(ws: &mut wsx::WebSocket<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match within("message", ws.recv()).await.expect("open").expect("no error") {
             Message::Ping(_) | Message::Pong(_) => {}
