@@ -131,5 +131,5 @@ async fn first_request<S: Stream>(
 /// The WebSocket endpoint an upgrade `request` asks for; `None` when it is not one of ours.
 fn endpoint(request: Option<&Request<()>>, state: &State) -> Option<Target> {
     let path = request?.uri().path();
-    target(path, state.exec.is_some(), state.forward(path))
+    target(path, state.runs_programs(), state.forward(path))
 }

@@ -37,7 +37,7 @@ use crate::pipe::{split, text_line, write_input, CHUNK, QUEUE};
 
 /// Variables of the server's environment that programs inherit without --exec-env (`*`: a
 /// prefix).
-const INHERITED: [&str; 6] = ["PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR"];
+pub(super) const INHERITED: [&str; 6] = ["PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR"];
 
 /// The programs of `--exec` or `--exec-dir`, and what every one of them shares.
 pub(super) struct Exec {
@@ -266,7 +266,7 @@ impl Exec {
 }
 
 /// The variables of the server's environment on the allow-list (`NAME` or `PREFIX*`).
-fn inherited(allowed: &[String]) -> Vec<(OsString, OsString)> {
+pub(super) fn inherited(allowed: &[String]) -> Vec<(OsString, OsString)> {
     let allows = |name: &str| {
         allowed.iter().any(|a| match a.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
@@ -450,25 +450,32 @@ impl Process {
         info!(client = %self.remote, pid = self.pid, "program ended: {ended}");
     }
 
-    /// Sends SIGTERM or SIGKILL to the program's process group (and to the program, in case it
-    /// left the group), with kill(1): the crate has no unsafe code, and std sends only SIGKILL.
+    /// Sends SIGTERM or SIGKILL to the program's process group.
     async fn signal(&self, name: &str) {
         debug!(client = %self.remote, pid = self.pid, "SIG{name} to the program");
-        #[cfg(unix)]
-        {
-            let (group, pid) = (format!("-{}", self.pid), self.pid.to_string());
-            let sent = Command::new("kill")
-                .args(["-s", name, "--", &group, &pid])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
-            if let Err(e) = sent {
-                warn!("cannot run kill(1) to send SIG{name}: {e}");
-            }
+        signal(self.pid, name).await;
+    }
+}
+
+/// Sends SIGTERM or SIGKILL to the process group `pid` leads (and to `pid`, in case it left the
+/// group), with kill(1): the crate has no unsafe code, and std sends only SIGKILL.
+pub(super) async fn signal(pid: u32, name: &str) {
+    #[cfg(unix)]
+    {
+        let (group, pid) = (format!("-{pid}"), pid.to_string());
+        let sent = Command::new("kill")
+            .args(["-s", name, "--", &group, &pid])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if let Err(e) = sent {
+            warn!("cannot run kill(1) to send SIG{name}: {e}");
         }
     }
+    #[cfg(not(unix))]
+    let _ = (pid, name);
 }
 
 impl Drop for Process {

@@ -81,7 +81,7 @@ async fn handle(
     let upgrade = wsx::hyper::is_upgrade_request(&request);
     let path = request.uri().path().to_string();
     let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
-    let to = upgrade.then(|| target(&path, state.exec.is_some(), state.forward(&path))).flatten();
+    let to = upgrade.then(|| target(&path, state.runs_programs(), state.forward(&path))).flatten();
     let response = match (route(&path), to) {
         (_, Some(to)) => upgrade_to(&mut request, peer, client, to, &state, alive).await,
         (Route::Echo | Route::Chat(_), None) if !upgrade => refusal(&HandshakeError::NotUpgrade),

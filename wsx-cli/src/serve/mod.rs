@@ -19,6 +19,7 @@ mod rooms;
 mod route;
 mod safepath;
 mod session;
+mod shared;
 mod state;
 mod static_files;
 mod stop;
@@ -63,12 +64,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let exec = exec::Exec::from_args(&args, addr)?;
+    let shared = shared::Shared::from_args(&args, addr.port())?;
     let files = args.static_dir.as_deref().map(static_files::StaticFiles::new).transpose()?;
-    print_banner(&args, addr, tls.is_some(), &node, auth.is_some(), exec.as_ref(), files.as_ref());
-    let state =
-        Arc::new(State::new(args, node, rooms).with_auth(auth).with_exec(exec).with_files(files));
+    let state = State::new(args, node, rooms).with_auth(auth).with_exec(exec);
+    let state = Arc::new(state.with_shared(shared).with_files(files));
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
     let (alive, all_done) = mpsc::channel::<()>(1);
+    if let Some(shared) = state.shared.clone() {
+        let watched = state.clone();
+        shared.spawn(async move { watched.shutdown.stopped().await }, alive.clone())?;
+    }
+    print_banner(&state, addr, tls.is_some());
     accept_until_signal(&listener, unix.as_ref(), tls.as_ref(), &state, &alive).await;
     drop(listener);
     if let Some(path) = &state.args.unix {
@@ -193,15 +199,13 @@ fn rooms(args: &ServeArgs) -> anyhow::Result<Arc<Rooms>> {
 }
 
 /// Says where to find everything, on stdout.
-fn print_banner(
-    args: &ServeArgs,
-    addr: SocketAddr,
-    tls: bool,
-    node: &HeaderValue,
-    auth: bool,
-    exec: Option<&exec::Exec>,
-    files: Option<&static_files::StaticFiles>,
-) {
+fn print_banner(state: &State, addr: SocketAddr, tls: bool) {
+    let (args, node) = (&state.args, &state.node);
+    let program = match (&state.exec, &state.shared) {
+        (Some(exec), _) => Some(exec.describe()),
+        (None, Some(shared)) => Some(shared.describe()),
+        (None, None) => None,
+    };
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
         None => "in this process".to_string(),
@@ -213,11 +217,15 @@ fn print_banner(
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
          node: {node}   rooms: {shared}\n{unix}{auth}{exec}{files}{console}{forwards}",
         node = String::from_utf8_lossy(node.as_bytes()),
-        auth = if auth { "  WebSocket upgrades need a token (docs/auth.md)\n" } else { "" },
-        exec = exec.map_or_else(String::new, |e| {
-            format!("  any other WebSocket path: {} (docs/exec.md)\n", e.describe())
+        auth = if state.auth.is_some() {
+            "  WebSocket upgrades need a token (docs/auth.md)\n"
+        } else {
+            ""
+        },
+        exec = program.map_or_else(String::new, |program| {
+            format!("  any other WebSocket path: {program} (docs/exec.md)\n")
         }),
-        files = files.map_or_else(String::new, |f| {
+        files = state.files.as_ref().map_or_else(String::new, |f| {
             format!("  files: {} on any other path (docs/static.md)\n", f.root().display())
         }),
         unix = args.unix.as_ref().map_or_else(String::new, |path| {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Sleep;
 use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
@@ -19,8 +19,9 @@ use super::auth::Grant;
 use super::exec::Process;
 use super::limit::RoomRate;
 use super::rooms::Membership;
+use super::shared::{Client, Closing};
 use super::state::{Places, State};
-use crate::pipe::{pump, Ended, Ends, Framing};
+use crate::pipe::{pump, send, Ended, Ends, Framing};
 
 type Ws<S> = WebSocket<S>;
 
@@ -37,8 +38,8 @@ pub(super) struct Session<S> {
     pub(super) member: Option<Membership>,
     /// What its token allows (with --auth-*); boxed: most sessions have none.
     pub(super) grant: Option<Box<Grant>>,
-    /// What it runs beside its socket: a program (--exec), a TCP connection (--tcp-forward);
-    /// none for echo and rooms.
+    /// What it runs beside its socket: a program (--exec), a client of the shared program
+    /// (--exec-shared), a TCP connection (--tcp-forward); none for echo and rooms.
     pub(super) backend: Option<Box<Backend>>,
     /// Held until the session ends.
     pub(super) _places: Places,
@@ -81,6 +82,8 @@ pub(super) enum Backend {
     Program(Process),
     /// A connection to the TCP server of its path (--tcp-forward); taken when the session runs.
     Tcp(Option<TcpStream>),
+    /// A client of the one program of --exec-shared (dropped: it left).
+    Shared(Client),
 }
 
 impl Backend {
@@ -89,6 +92,8 @@ impl Backend {
         match self {
             Self::Program(program) => program.abandon().await,
             Self::Tcp(tcp) => drop(tcp.take()),
+            // Its leave is sent when the session (and this) is dropped.
+            Self::Shared(_) => {}
         }
     }
 }
@@ -109,6 +114,94 @@ async fn run_backend<S: Stream>(
             Some(tcp) => forward(ws, tcp, &mut expiry, state).await,
             None => None,
         },
+        Backend::Shared(client) => shared(ws, client, &mut expiry, state).await,
+    }
+}
+
+/// Runs a client of the shared program (--exec-shared): its messages go to the program as
+/// events, what the program addresses to it (or to all) is sent to it; the program closes it
+/// when it says so, or with 1011 when it exits; 1013 when it cannot keep up.
+async fn shared<S: Stream>(
+    ws: &mut Ws<S>,
+    client: &mut Client,
+    expiry: &mut Expiry,
+    state: &State,
+) -> Option<CloseCode> {
+    let stop = state.shutdown.stopped();
+    tokio::pin!(stop);
+    // An event waiting for room in the program's stdin queue: the client is not read
+    // meanwhile, but still gets what the program sends.
+    let mut pending: Option<String> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => {
+                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
+            }
+            () = expired(expiry) => return expire(ws, state).await,
+            closing = &mut client.closed => {
+                let closing = closing.unwrap_or(Closing {
+                    code: CloseCode::INTERNAL_ERROR,
+                    reason: "the program is gone".to_string(),
+                    drain: false,
+                });
+                return closed_by_program(ws, &mut client.messages, closing, state).await;
+            }
+            message = client.messages.recv() => {
+                let Some(message) = message else { continue };
+                let last = client.messages.is_empty();
+                if let Err(code) = deliver_shared(ws, message, last, state).await {
+                    return code;
+                }
+            }
+            permit = client.events.reserve(), if pending.is_some() => match permit {
+                Some(permit) => permit.send(pending.take().unwrap_or_default()),
+                None => pending = None,
+            },
+            item = ws.recv(), if pending.is_none() => match on_received(item, ws, state) {
+                Ok(Some(message)) => pending = client.message_event(&message),
+                Ok(None) => {}
+                Err(code) => return code,
+            },
+        }
+    }
+}
+
+/// The program closed this client (or exited, or found it too slow: 1013, nothing more sent).
+async fn closed_by_program<S: Stream>(
+    ws: &mut Ws<S>,
+    messages: &mut mpsc::Receiver<Message>,
+    closing: Closing,
+    state: &State,
+) -> Option<CloseCode> {
+    if closing.code == CloseCode::TRY_AGAIN_LATER && !closing.drain {
+        return slow(ws, state, &closing.reason).await;
+    }
+    while let Ok(message) = messages.try_recv() {
+        let last = messages.is_empty();
+        if let Err(code) = deliver_shared(ws, message, last, state).await {
+            return code;
+        }
+    }
+    close(ws, closing.code, &closing.reason).await
+}
+
+/// Sends a message of the shared program (written at once when `last`); a socket that refuses
+/// data for --slow-timeout is closed with 1013.
+async fn deliver_shared<S: Stream>(
+    ws: &mut Ws<S>,
+    message: Message,
+    last: bool,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let len = message.len();
+    match tokio::time::timeout(state.args.slow_timeout, send(ws, message, last)).await {
+        Ok(Ok(())) => {
+            state.metrics.sent(len);
+            Ok(())
+        }
+        Ok(Err(code)) => Err(code),
+        Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
     }
 }
 

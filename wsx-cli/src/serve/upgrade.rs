@@ -2,7 +2,8 @@
 //! whether there is room for one more WebSocket ([`places`]: also --handshake-rate), whose
 //! token allows what ([`authorized`], with --auth-*), what to answer a valid upgrade
 //! ([`decide`]: Origin, subprotocol, permessage-deflate), the program of an upgrade with
-//! --exec/--exec-dir ([`launch`]: 404, 503 over --max-forks, 500) or the TCP connection of a
+//! --exec/--exec-dir ([`launch`]: 404, 503 over --max-forks, 500), a client of --exec-shared
+//! ([`join`]: 503 while the program is down) or the TCP connection of a
 //! --tcp-forward path ([`forward`]: 502), both through [`backend`], and the bookkeeping of a
 //! refused ([`refused`]) or accepted ([`admitted`]) handshake.
 
@@ -24,6 +25,7 @@ use super::reply::{refusal, text};
 use super::rooms::Membership;
 use super::route::Target;
 use super::session::Backend;
+use super::shared::{self, Joining, Shared};
 use super::state::{Places, State};
 
 /// The places for one more WebSocket from `client`, or the refusal to send (429 over
@@ -169,10 +171,37 @@ pub(super) async fn backend(
 ) -> Result<Option<Box<Backend>>, Box<Response<Bytes>>> {
     match target {
         Target::Echo | Target::Chat(_) => Ok(None),
-        Target::Exec => launch(state, remote, head, grant).map(Some),
+        Target::Exec => match &state.shared {
+            Some(shared) => join(state, shared, remote, head.1, grant).map(Some),
+            None => launch(state, remote, head, grant).map(Some),
+        },
         Target::Forward(to) => {
             let tcp = forward(state, remote, &to).await?;
             Ok(Some(Box::new(Backend::Tcp(Some(tcp)))))
+        }
+    }
+}
+
+/// Joins a client at `remote`, upgrading to `uri`, to the program of --exec-shared; 503 while
+/// the program is down (restarting) or does not read its stdin.
+fn join(
+    state: &State,
+    shared: &Shared,
+    remote: SocketAddr,
+    uri: &Uri,
+    grant: Option<&Grant>,
+) -> Result<Box<Backend>, Box<Response<Bytes>>> {
+    let user = grant.map(|g| g.user.as_str());
+    let joining = Joining { path: uri.path(), query: uri.query(), remote, user };
+    match shared.join(&joining) {
+        Ok(client) => Ok(Box::new(Backend::Shared(client))),
+        Err(shared::Refused::Down) => {
+            state.metrics.refused(Refusal::ProgramDown);
+            let reason = "the program is not running: try again later\n";
+            let mut response =
+                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(Box::new(response))
         }
     }
 }
