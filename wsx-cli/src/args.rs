@@ -189,10 +189,12 @@ pub(crate) struct ServeArgs {
     /// Drop clients that have not completed the opening handshake in this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) handshake_timeout: Duration,
-    /// Messages a chat member may fall behind its room before it is disconnected (1013).
+    /// Messages a chat member may fall behind its room (or a client of --exec-shared behind its
+    /// program) before it is disconnected (1013).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) room_backlog: usize,
-    /// How long a chat member's socket may refuse data before it is disconnected (1013).
+    /// How long a chat member's (or --exec-shared client's) socket may refuse data before it is
+    /// disconnected (1013).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) slow_timeout: Duration,
     /// Do not accept permessage-deflate (accepted by default, as browsers offer it).
@@ -283,8 +285,8 @@ pub(crate) struct ServeArgs {
     /// and TMPDIR are.
     #[arg(long, value_name = "NAME", requires = "program")]
     pub(crate) exec_env: Vec<String>,
-    /// When a client leaves, how long its program has to exit after its stdin closes, and again
-    /// after SIGTERM, before SIGKILL.
+    /// When a client leaves (--exec) or the server stops (--exec-shared), how long the program
+    /// has to exit after its stdin closes, and again after SIGTERM, before SIGKILL.
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) exec_grace: Duration,
     /// Most programs running at once (--exec/--exec-dir); more upgrades are refused with 503.

@@ -1,5 +1,6 @@
-//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`), a load
-//! generator (`wsx bench`) and a token minter for the server's authentication (`wsx token`).
+//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`), a TCP
+//! bridge (`wsx bridge`), a load generator (`wsx bench`), a token minter for the server's
+//! authentication (`wsx token`), and its own completions and man pages.
 
 mod args;
 mod bench;

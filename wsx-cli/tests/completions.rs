@@ -16,10 +16,10 @@ fn stdout_of(args: &[&str]) -> String {
 fn bash_completion_knows_the_subcommands_and_options() {
     let script = stdout_of(&["completions", "bash"]);
     assert!(script.contains("complete -F _wsx"), "a bash completion function: {script:.200}");
-    for word in ["serve", "connect", "bench", "token", "completions", "man"] {
+    for word in ["serve", "connect", "bench", "token", "bridge", "completions", "man"] {
         assert!(script.contains(word), "bash completion lacks {word}");
     }
-    for option in ["--exec-dir", "--max-forks", "--reconnect"] {
+    for option in ["--exec-shared", "--tcp-forward", "--unix", "--tcp-listen", "--exec-binary"] {
         assert!(script.contains(option), "bash completion lacks {option}");
     }
 }
@@ -38,7 +38,8 @@ fn man_pages_render() {
     assert!(page.contains(".SH SYNOPSIS") && page.contains("wsx\\-serve(1)"), "{page}");
     let serve = stdout_of(&["man", "serve"]);
     assert!(serve.contains(".TH wsx-serve 1"), "{serve:.200}");
-    assert!(serve.contains("\\-\\-exec\\-dir"), "serve's page lists its options");
+    assert!(serve.contains("\\-\\-exec\\-shared"), "serve's page lists its options");
+    assert!(stdout_of(&["man", "bridge"]).contains("\\-\\-tcp\\-listen"));
     let unknown = Command::new(WSX).args(["man", "nope"]).output().unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no subcommand"));

@@ -1,8 +1,9 @@
 //! `wsx serve`: the ready server. One port: the chat page at `/`, WebSocket echo at `/echo`,
 //! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`; with --exec, a program per
-//! WebSocket on any other path (`exec.rs`); with --static, a directory's files on any other
-//! path (`static_files.rs`). This module binds, accepts and shuts
-//! down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
+//! WebSocket on any other path (`exec.rs`), or with --exec-shared one program for all of them
+//! (`shared.rs`); with --tcp-forward, WebSockets carried to TCP servers (`session.rs`); with
+//! --static, a directory's files on any other path (`static_files.rs`). This module binds (the
+//! TCP port, and --unix's socket), accepts and shuts down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
 //! (`http.rs`); sessions are in `session.rs`.
 
 mod auth;
