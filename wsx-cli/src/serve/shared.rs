@@ -505,13 +505,14 @@ impl Events {
     }
 }
 
-/// Room for one event, taken by [`Client::reserve`].
+/// Room for one event, taken by [`Events::reserve`].
 pub(super) struct EventPermit<'a> {
     permit: mpsc::Permit<'a, Event>,
     instance: u64,
 }
 
 impl EventPermit<'_> {
+    /// Queues the event `line` (a JSON object) in the room taken.
     pub(super) fn send(self, line: String) {
         self.permit.send(Event { instance: self.instance, line });
     }
