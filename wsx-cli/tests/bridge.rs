@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsx::Message;
 
-use self::common::{connector, next_data, within, Server, WSX};
+use self::common::{connector, kept_alive, next_data, within, Server, WSX};
 
 /// A child process (redis-server, wsx bridge), killed and reaped when dropped.
 struct Killed(Child);
@@ -183,6 +183,13 @@ async fn forwarded_bytes_are_binary_messages_and_closes_map() {
         other => panic!("expected the close, got {other:?}"),
     }
     assert_eq!(server.metric("wsx_messages_received_total").await, 3);
+
+    // An upgrade that comes later on a kept-alive connection (hyper's path) is carried too.
+    let tcp = kept_alive(&server.addr).await;
+    let (mut ws, _) =
+        within("upgrade", connector().connect_on(tcp, &server.url("/redis"))).await.unwrap();
+    ws.send(Message::binary(&b"PING\r\n"[..])).await.unwrap();
+    assert_eq!(next_data(&mut ws).await, Message::binary(&b"+PONG\r\n"[..]));
 }
 
 #[tokio::test]

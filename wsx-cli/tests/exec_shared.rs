@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wsx::{CloseCode, Message};
 
-use self::common::{connector, next_data, within, Server};
+use self::common::{connector, kept_alive, next_data, within, Server};
 
 type Ws = wsx::WebSocket<wsx::ClientStream>;
 
@@ -25,7 +25,10 @@ async fn open(server: &Server, path: &str) -> Ws {
     within("connect", connector().connect(&server.url(path))).await.unwrap().0
 }
 
-async fn text(ws: &mut Ws) -> String {
+async fn text<S>(ws: &mut wsx::WebSocket<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match next_data(ws).await {
         Message::Text(t) => t.to_string(),
         other => panic!("expected a text message, got {other:?}"),
@@ -90,6 +93,12 @@ async fn three_clients_and_the_documented_chat_bot() {
     }
     drop(b);
     assert_eq!(text(&mut a).await, "* 2 left");
+    // An upgrade that comes later on a kept-alive connection (hyper's path) joins too.
+    let tcp = kept_alive(&server.addr).await;
+    let (mut d, _) =
+        within("upgrade", connector().connect_on(tcp, &server.url("/"))).await.unwrap();
+    assert_eq!(text(&mut a).await, "* 4 joined");
+    assert_eq!(text(&mut d).await, "* 4 joined");
     // The other endpoints are unchanged.
     let mut echo = open(&server, "/echo").await;
     echo.send(Message::text("still echo")).await.unwrap();
