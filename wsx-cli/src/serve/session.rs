@@ -1,6 +1,7 @@
-//! One WebSocket session of `wsx serve`, from the 101 to the close: echo, a chat room or a
-//! program (--exec: `exec.rs` runs it), over whichever stream it came on (a hyper upgrade, or
-//! the TCP or TLS stream itself).
+//! One WebSocket session of `wsx serve`, from the 101 to the close: echo, a chat room, a
+//! program (--exec: `exec.rs` runs it; --exec-shared: a client of `shared.rs`'s program) or a
+//! TCP connection (--tcp-forward, through `pipe.rs`), over whichever stream it came on (a hyper
+//! upgrade, or the TCP, TLS or Unix stream itself).
 
 use std::net::IpAddr;
 use std::pin::Pin;
