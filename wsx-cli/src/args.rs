@@ -26,10 +26,32 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Connect to a WebSocket server: stdin lines are sent as text, messages are printed.
     Connect(ConnectArgs),
+    /// Carry TCP connections over WebSockets: each connection accepted on --tcp-listen opens a
+    /// WebSocket to URL (e.g. to `wsx serve --tcp-forward`), bytes as binary messages both ways.
+    Bridge(BridgeArgs),
     /// Load-test a WebSocket echo server: closed-loop echo or handshake rate.
     Bench(BenchArgs),
     /// Mint a JWT for `wsx serve --auth-*` (printed on stdout).
     Token(TokenArgs),
+    /// Print a shell completion script for wsx (e.g. `wsx completions bash > /etc/bash_completion.d/wsx`).
+    Completions(CompletionsArgs),
+    /// Print a man page (roff): wsx(1), or with a subcommand, its own page (`wsx man serve >
+    /// wsx-serve.1 && man -l wsx-serve.1`).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ManArgs {
+    /// The subcommand whose page to print (wsx-SUBCOMMAND(1)); without it, wsx(1).
+    #[arg(value_name = "SUBCOMMAND")]
+    pub(crate) subcommand: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// The signature algorithm of a key pair (`--auth-alg`, `wsx token --alg`).
@@ -136,7 +158,7 @@ pub(crate) struct BenchArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("program").args(["exec", "exec_dir"])))]
+#[command(group(clap::ArgGroup::new("program").args(["exec", "exec_dir", "exec_shared"])))]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -167,7 +189,8 @@ pub(crate) struct ServeArgs {
     /// Drop clients that have not completed the opening handshake in this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) handshake_timeout: Duration,
-    /// Messages a chat member may fall behind its room before it is disconnected (1013).
+    /// Messages a chat member may fall behind its room (or a client of --exec-shared behind its
+    /// program) before it is disconnected (1013).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) room_backlog: usize,
     /// Messages kept per chat room for `superchat` members joining with history or resuming
@@ -182,7 +205,8 @@ pub(crate) struct ServeArgs {
     /// recently used beyond it are forgotten.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub(crate) history_rooms: usize,
-    /// How long a chat member's socket may refuse data before it is disconnected (1013).
+    /// How long a chat member's (or --exec-shared client's) socket may refuse data before it is
+    /// disconnected (1013).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) slow_timeout: Duration,
     /// Do not accept permessage-deflate (accepted by default, as browsers offer it).
@@ -274,13 +298,27 @@ pub(crate) struct ServeArgs {
     /// and TMPDIR are.
     #[arg(long, value_name = "NAME", requires = "program")]
     pub(crate) exec_env: Vec<String>,
-    /// When a client leaves, how long its program has to exit after its stdin closes, and again
-    /// after SIGTERM, before SIGKILL.
+    /// When a client leaves (--exec) or the server stops (--exec-shared), how long the program
+    /// has to exit after its stdin closes, and again after SIGTERM, before SIGKILL.
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) exec_grace: Duration,
     /// Most programs running at once (--exec/--exec-dir); more upgrades are refused with 503.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub(crate) max_forks: usize,
+    /// Run this one program for all the WebSocket upgrades to paths not otherwise served: it
+    /// learns of clients joining, their messages and their leaving as JSON lines on stdin, and
+    /// answers one client, some or all on stdout. Restarted (with backoff) when it exits. See
+    /// docs/exec.md.
+    #[arg(long, value_name = "'CMD ARGS'", conflicts_with = "binary")]
+    pub(crate) exec_shared: Option<String>,
+    /// Carry WebSocket upgrades to PATH to the TCP server at HOST:PORT, one TCP connection per
+    /// WebSocket, bytes as binary messages both ways (repeatable; e.g. /redis=127.0.0.1:6379).
+    #[arg(long, value_parser = parse_forward, value_name = "PATH=HOST:PORT")]
+    pub(crate) tcp_forward: Vec<Forward>,
+    /// Listen on this Unix domain socket too (a stale socket file left by a server that is
+    /// gone is replaced; removed at exit). Its clients count as 127.0.0.1.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) unix: Option<PathBuf>,
 }
 
 /// How binary messages are printed.
@@ -298,30 +336,12 @@ pub(crate) enum BinaryFormat {
 pub(crate) struct ConnectArgs {
     /// The ws:// or wss:// URL.
     pub(crate) url: String,
-    /// Offer a subprotocol (repeatable, in order of preference).
-    #[arg(short = 'p', long = "protocol", value_name = "PROTOCOL")]
-    pub(crate) protocols: Vec<String>,
-    /// Send an extra header, as "Name: value" (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub(crate) headers: Vec<String>,
-    /// Send this Origin header.
-    #[arg(long, value_name = "ORIGIN")]
-    pub(crate) origin: Option<String>,
-    /// Trust the CA certificates in this PEM file for wss:// (besides the built-in roots).
-    #[arg(long, value_name = "PEM")]
-    pub(crate) cacert: Option<PathBuf>,
-    /// Send a keepalive ping this often (e.g. 30s); off by default.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) ping: Option<Duration>,
+    /// How to reach the server.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
     /// How to print binary messages.
     #[arg(long, value_enum, default_value = "hex")]
     pub(crate) binary: BinaryFormat,
-    /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
-    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
-    pub(crate) max_message_size: usize,
-    /// Do not offer permessage-deflate (offered by default).
-    #[arg(long)]
-    pub(crate) no_deflate: bool,
     /// Print the opening handshake (request and response headers) on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -344,10 +364,83 @@ pub(crate) struct ConnectArgs {
     /// (e.g. for the Chrome DevTools protocol).
     #[arg(long)]
     pub(crate) jsonrpc: bool,
+    /// Wire this program's stdin and stdout to the connection instead of the terminal: its
+    /// stdout lines are sent as text messages, messages received are lines on its stdin; wsx
+    /// exits when it does (closing with 1000, or 1011 for a failure) or when the connection
+    /// closes (the program then gets EOF). Split like a shell would split it, without one.
+    #[arg(long, value_name = "'CMD ARGS'", conflicts_with_all = ["base64", "binary_prefix", "jsonrpc", "reconnect"])]
+    pub(crate) exec: Option<String>,
+    /// With --exec: raw bytes both ways as binary messages (not lines).
+    #[arg(long, requires = "exec")]
+    pub(crate) exec_binary: bool,
     /// When the connection is lost (not a normal close, not stdin's end), connect again with
     /// backoff (100 ms doubling to 10 s, with jitter); lines read meanwhile are sent after.
     #[arg(long)]
     pub(crate) reconnect: bool,
+}
+
+/// The options of a WebSocket client (`wsx connect`, `wsx bridge`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ClientArgs {
+    /// Offer a subprotocol (repeatable, in order of preference).
+    #[arg(short = 'p', long = "protocol", value_name = "PROTOCOL")]
+    pub(crate) protocols: Vec<String>,
+    /// Send an extra header, as "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Send this Origin header.
+    #[arg(long, value_name = "ORIGIN")]
+    pub(crate) origin: Option<String>,
+    /// Trust the CA certificates in this PEM file for wss:// (besides the built-in roots).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Send a keepalive ping this often (e.g. 30s); off by default.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) ping: Option<Duration>,
+    /// Largest message accepted (suffixes: KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) max_message_size: usize,
+    /// Do not offer permessage-deflate (offered by default).
+    #[arg(long)]
+    pub(crate) no_deflate: bool,
+    /// Connect to the server through this Unix domain socket instead of TCP (the URL still
+    /// names the host and path of the request; ws:// only).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) unix: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BridgeArgs {
+    /// The ws:// or wss:// URL that each TCP connection is carried to (e.g. a path of `wsx
+    /// serve --tcp-forward`).
+    pub(crate) url: String,
+    /// Accept TCP connections on this address; each one gets a WebSocket of its own to URL,
+    /// its bytes carried as binary messages both ways.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) tcp_listen: SocketAddr,
+    /// How to reach the server.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `--tcp-forward PATH=HOST:PORT`: WebSocket upgrades to PATH are carried to a TCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Forward {
+    /// The URL path (`/redis`).
+    pub(crate) path: String,
+    /// Where its connections go (`127.0.0.1:6379`, or a name and a port).
+    pub(crate) target: String,
+}
+
+/// `PATH=HOST:PORT`, PATH starting with `/`.
+pub(crate) fn parse_forward(text: &str) -> Result<Forward, String> {
+    let bad = || format!("{text:?} is not PATH=HOST:PORT (e.g. /redis=127.0.0.1:6379)");
+    let (path, target) = text.split_once('=').ok_or_else(bad)?;
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
+    if !path.starts_with('/') || host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(Forward { path: path.to_string(), target: target.to_string() })
 }
 
 /// A number and the unit after it: `"1.5 KiB"` is `(1.5, "KiB")`.

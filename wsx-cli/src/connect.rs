@@ -5,6 +5,7 @@
 
 mod format;
 mod input;
+mod program;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -12,21 +13,36 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use wsx::{ClientStream, CloseCode, Config, Limits, Message, WebSocket};
+use wsx::{CloseCode, Message, WebSocket};
 
 use crate::args::ConnectArgs;
+use crate::dial::{self, print_head, Dial};
 use format::{Encoder, Renderer};
 use input::Input;
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let connector = connector(&args)?;
+    let connector = dial::connector(&args.client, args.verbose)?;
+    #[cfg(unix)]
+    if let Some(unix) = dial::unix(&args.client, connector.clone(), &args.url)? {
+        return run_on(args, unix).await;
+    }
+    run_on(args, connector).await
+}
+
+/// Runs the client over the connections of `dialer`.
+async fn run_on<D: Dial>(args: ConnectArgs, dialer: D) -> anyhow::Result<ExitCode> {
     let (mut ws, response) =
-        connector.connect(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
+        dialer.dial(&args.url).await.map_err(|e| anyhow!("{}: {e}", args.url))?;
     if args.verbose {
         let mut head = BytesMut::new();
         wsx::proto::write_response(&response, &mut head);
         print_head("< ", &head);
+    }
+    if let Some(line) = &args.exec {
+        let max = args.client.max_message_size;
+        return program::run(&mut ws, line, args.exec_binary, max).await;
     }
     // A terminal gets a prompt, markers and colours; pipes stay raw.
     let interactive = std::io::stdin().is_terminal();
@@ -67,12 +83,16 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         };
-        match session.reconnect(&connector, why).await? {
+        match session.reconnect(&dialer, why).await? {
             Some(new) => ws = new,
             None => return Ok(ExitCode::FAILURE),
         }
     }
 }
+
+/// What a connection runs over.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Io for S {}
 
 /// How a conversation ended.
 enum End {
@@ -86,7 +106,7 @@ enum End {
 
 /// A connection that ended in a way worth connecting again (`--reconnect`): no close, or a close
 /// that says the server is going away or overloaded.
-fn lost(ws: &WebSocket<ClientStream>) -> bool {
+fn lost<S: Io>(ws: &WebSocket<S>) -> bool {
     match ws.peer_close() {
         Some(Some(frame)) => matches!(frame.code.as_u16(), 1001 | 1011..=1014),
         _ => true,
@@ -111,7 +131,7 @@ struct Session {
 
 impl Session {
     /// Sends the lines and prints what arrives until the connection ends.
-    async fn converse(&mut self, ws: &mut WebSocket<ClientStream>) -> anyhow::Result<End> {
+    async fn converse<S: Io>(&mut self, ws: &mut WebSocket<S>) -> anyhow::Result<End> {
         if let Some(message) = self.pending.take() {
             if let Err(e) = self.send(ws, message.clone()).await {
                 self.pending = Some(message);
@@ -160,9 +180,9 @@ impl Session {
         }
     }
 
-    async fn send(
+    async fn send<S: Io>(
         &mut self,
-        ws: &mut WebSocket<ClientStream>,
+        ws: &mut WebSocket<S>,
         message: Message,
     ) -> Result<(), wsx::Error> {
         let shown = self.renderer.outgoing(&message);
@@ -174,7 +194,7 @@ impl Session {
     }
 
     /// Starts the closing handshake (1000).
-    async fn close(&mut self, ws: &mut WebSocket<ClientStream>) -> anyhow::Result<()> {
+    async fn close<S: Io>(&mut self, ws: &mut WebSocket<S>) -> anyhow::Result<()> {
         self.closing = true;
         match self.send(ws, Message::close(CloseCode::NORMAL, "")).await {
             Ok(()) | Err(wsx::Error::Closed) => Ok(()),
@@ -209,11 +229,11 @@ impl Session {
 
     /// Connects again with exponential backoff (100 ms doubling to 10 s, with jitter); `None`
     /// when Ctrl-C stopped it.
-    async fn reconnect(
+    async fn reconnect<D: Dial>(
         &mut self,
-        connector: &wsx::Connector,
+        dialer: &D,
         mut why: String,
-    ) -> anyhow::Result<Option<WebSocket<ClientStream>>> {
+    ) -> anyhow::Result<Option<WebSocket<D::Stream>>> {
         let mut delay = Duration::from_millis(100);
         loop {
             let wait = jitter(delay);
@@ -222,7 +242,7 @@ impl Session {
                 () = tokio::time::sleep(wait) => {}
                 () = self.interrupts.next() => return Ok(None),
             }
-            match connector.connect(&self.args.url).await {
+            match dialer.dial(&self.args.url).await {
                 Ok((ws, _)) => {
                     eprintln!("wsx: reconnected to {}", self.args.url);
                     return Ok(Some(ws));
@@ -264,39 +284,8 @@ impl Interrupts {
     }
 }
 
-/// The client of the command line's options.
-fn connector(args: &ConnectArgs) -> anyhow::Result<wsx::Connector> {
-    let config = Config::default()
-        .limits(Limits::default().max_message_size(args.max_message_size))
-        .keepalive(args.ping.filter(|d| !d.is_zero()))
-        .deflate((!args.no_deflate).then(wsx::DeflateConfig::default));
-    let mut connector =
-        wsx::Connector::new().config(config).subprotocols(args.protocols.iter().cloned());
-    if let Some(origin) = &args.origin {
-        connector = connector.origin(origin.clone());
-    }
-    for header in &args.headers {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| anyhow!("header {header:?} must look like \"Name: value\""))?;
-        connector = connector.header(name.trim(), value.trim());
-    }
-    if let Some(ca) = &args.cacert {
-        connector =
-            connector.tls(wsx::tls::client_config(Some(ca)).context("cannot use --cacert")?);
-    }
-    if args.verbose {
-        connector = connector.inspect_request(|request| {
-            let mut head = BytesMut::new();
-            wsx::proto::write_request(request, &mut head);
-            print_head("> ", &head);
-        });
-    }
-    Ok(connector)
-}
-
 /// Success only for a normal close (1000); otherwise says how the connection ended.
-fn exit_status(ws: &WebSocket<ClientStream>) -> ExitCode {
+fn exit_status<S: Io>(ws: &WebSocket<S>) -> ExitCode {
     match ws.peer_close() {
         Some(Some(frame)) if frame.code == CloseCode::NORMAL => return ExitCode::SUCCESS,
         Some(Some(frame)) => {
@@ -306,14 +295,4 @@ fn exit_status(ws: &WebSocket<ClientStream>) -> ExitCode {
         None => eprintln!("wsx: the connection ended without a closing handshake (1006)"),
     }
     ExitCode::FAILURE
-}
-
-/// Prints an HTTP head line by line, as the seeds show a handshake.
-fn print_head(prefix: &str, head: &[u8]) {
-    let text = String::from_utf8_lossy(head);
-    let mut err = std::io::stderr().lock();
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        let _ = writeln!(err, "{prefix}{line}");
-    }
-    let _ = writeln!(err);
 }

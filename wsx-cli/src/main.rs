@@ -1,11 +1,16 @@
-//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`), a load
-//! generator (`wsx bench`) and a token minter for the server's authentication (`wsx token`).
+//! `wsx`: a ready WebSocket server (`wsx serve`), a terminal client (`wsx connect`), a TCP
+//! bridge (`wsx bridge`), a load generator (`wsx bench`), a token minter for the server's
+//! authentication (`wsx token`), and its own completions and man pages.
 
 mod args;
 mod bench;
+mod bridge;
+mod completions;
 mod connect;
+mod dial;
 mod jwt;
 mod net;
+mod pipe;
 mod serve;
 mod token;
 
@@ -33,8 +38,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    if let args::Command::Token(args) = &cli.command {
-        return match token::run(args) {
+    // What needs no runtime runs before one starts.
+    let now = match &cli.command {
+        args::Command::Token(args) => Some(token::run(args)),
+        args::Command::Completions(args) => {
+            Some(completions::completions(args, &mut std::io::stdout().lock()))
+        }
+        args::Command::Man(args) => Some(completions::man(args, &mut std::io::stdout().lock())),
+        _ => None,
+    };
+    if let Some(done) = now {
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wsx: {e:#}");
@@ -59,8 +73,11 @@ fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("the server stopped unexpectedly: {e}")),
             },
             args::Command::Connect(args) => connect::run(args).await,
+            args::Command::Bridge(args) => bridge::run(args).await,
             args::Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
-            args::Command::Token(_) => unreachable!("minted before the runtime starts"),
+            args::Command::Token(_) | args::Command::Completions(_) | args::Command::Man(_) => {
+                unreachable!("run before the runtime starts")
+            }
         }
     });
     match result {

@@ -33,11 +33,29 @@ fn synopsis(readme: &str, subcommand: &str) -> String {
     out
 }
 
+/// The subcommands `wsx --help` lists (so a new one cannot be left out of the README).
+fn subcommands() -> Vec<String> {
+    let help = Command::new(WSX).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let listed: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(listed.len() >= 7, "subcommands in `wsx --help`: {listed:?}");
+    listed
+}
+
 #[test]
 fn the_readme_synopsis_matches_the_help() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md at the repository's root");
-    for subcommand in ["serve", "connect", "bench", "token"] {
+    for subcommand in subcommands() {
+        let subcommand = subcommand.as_str();
         let help = Command::new(WSX).args([subcommand, "--help"]).output().unwrap();
         assert!(help.status.success());
         let help = String::from_utf8(help.stdout).unwrap();

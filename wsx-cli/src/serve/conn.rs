@@ -19,7 +19,7 @@ use super::reply::{with_node, X_WSX_NODE};
 use super::route::{target, Target};
 use super::session::{Session, Stream};
 use super::state::State;
-use super::upgrade::{admitted, authorized, decide, joining, launch, places, refused};
+use super::upgrade::{admitted, authorized, backend, decide, joining, places, refused};
 
 /// Serves one connection until it ends, or the server stops.
 pub(super) async fn serve<S: Stream>(
@@ -55,7 +55,7 @@ async fn open<S: Stream>(
     };
     let room = match &target {
         Target::Chat(room) => Some(room.clone()),
-        Target::Echo | Target::Exec => None,
+        Target::Echo | Target::Exec | Target::Forward(_) => None,
     };
     let (client, path, admission) = {
         let request = incoming.request().ok()?;
@@ -85,19 +85,18 @@ async fn open<S: Stream>(
             return None;
         }
     };
-    let program = match target {
-        Target::Exec => {
-            let request = incoming.request().ok()?;
-            let head = (request.method(), request.uri(), request.headers());
-            match launch(state, SocketAddr::new(client, peer.port()), head, grant.as_deref()) {
-                Ok(program) => Some(program),
-                Err(refusal) => {
-                    incoming.refuse_with(with_node(*refusal, &state.node)).await;
-                    return None;
-                }
-            }
+    let backend = {
+        let request = incoming.request().ok()?;
+        let head = (request.method(), request.uri(), request.headers());
+        let remote = SocketAddr::new(client, peer.port());
+        backend(state, target, remote, head, grant.as_deref()).await
+    };
+    let backend = match backend {
+        Ok(backend) => backend,
+        Err(refusal) => {
+            incoming.refuse_with(with_node(*refusal, &state.node)).await;
+            return None;
         }
-        Target::Echo | Target::Chat(_) => None,
     };
     answer.headers_mut().insert(X_WSX_NODE, state.node.clone());
     let member = match admitted(state, join, answer.negotiated().subprotocol()).await {
@@ -108,11 +107,11 @@ async fn open<S: Stream>(
         }
     };
     match incoming.accept(answer).await {
-        Ok(ws) => Some(Session { ws, client, path, member, grant, program, _places: places }),
+        Ok(ws) => Some(Session { ws, client, path, member, grant, backend, _places: places }),
         Err(e) => {
             debug!(%client, "could not send the 101 response: {e}");
-            if let Some(mut program) = program {
-                program.abandon().await;
+            if let Some(mut backend) = backend {
+                backend.abandon().await;
             }
             None
         }
@@ -139,5 +138,6 @@ async fn first_request<S: Stream>(
 
 /// The WebSocket endpoint an upgrade `request` asks for; `None` when it is not one of ours.
 fn endpoint(request: Option<&Request<()>>, state: &State) -> Option<Target> {
-    target(request?.uri().path(), state.exec.is_some())
+    let path = request?.uri().path();
+    target(path, state.runs_programs(), state.forward(path))
 }

@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -33,17 +32,12 @@ use super::metrics::{ExecStats, Metrics};
 use super::safepath::{inside, percent_decode, plain_segment};
 use super::stop::Stop;
 use crate::args::ServeArgs;
+use crate::pipe::{close, payload, peer_code, read_chunks, read_line, read_lines, reserve};
+use crate::pipe::{split, text_line, write_input, CHUNK, QUEUE};
 
 /// Variables of the server's environment that programs inherit without --exec-env (`*`: a
 /// prefix).
-const INHERITED: [&str; 6] = ["PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR"];
-
-/// Messages (or lines) queued each way between a connection and its program.
-const QUEUE: usize = 16;
-
-/// Bytes read from the program's stdout at once (`--binary`), and the longest stderr line logged
-/// as one.
-const CHUNK: usize = 64 * 1024;
+pub(super) const INHERITED: [&str; 6] = ["PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR"];
 
 /// The programs of `--exec` or `--exec-dir`, and what every one of them shares.
 pub(super) struct Exec {
@@ -197,7 +191,7 @@ impl Exec {
         let (input, input_rx) = mpsc::channel(QUEUE);
         let (output_tx, output) = mpsc::channel(QUEUE);
         if let Some(stdin) = stdin {
-            tokio::spawn(write_stdin(stdin, input_rx, !self.binary));
+            tokio::spawn(write_input(stdin, input_rx, !self.binary));
         }
         if let Some(stdout) = stdout {
             match self.binary {
@@ -272,7 +266,7 @@ impl Exec {
 }
 
 /// The variables of the server's environment on the allow-list (`NAME` or `PREFIX*`).
-fn inherited(allowed: &[String]) -> Vec<(OsString, OsString)> {
+pub(super) fn inherited(allowed: &[String]) -> Vec<(OsString, OsString)> {
     let allows = |name: &str| {
         allowed.iter().any(|a| match a.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
@@ -456,25 +450,32 @@ impl Process {
         info!(client = %self.remote, pid = self.pid, "program ended: {ended}");
     }
 
-    /// Sends SIGTERM or SIGKILL to the program's process group (and to the program, in case it
-    /// left the group), with kill(1): the crate has no unsafe code, and std sends only SIGKILL.
+    /// Sends SIGTERM or SIGKILL to the program's process group.
     async fn signal(&self, name: &str) {
         debug!(client = %self.remote, pid = self.pid, "SIG{name} to the program");
-        #[cfg(unix)]
-        {
-            let (group, pid) = (format!("-{}", self.pid), self.pid.to_string());
-            let sent = Command::new("kill")
-                .args(["-s", name, "--", &group, &pid])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
-            if let Err(e) = sent {
-                warn!("cannot run kill(1) to send SIG{name}: {e}");
-            }
+        signal(self.pid, name).await;
+    }
+}
+
+/// Sends SIGTERM or SIGKILL to the process group `pid` leads (and to `pid`, in case it left the
+/// group), with kill(1): the crate has no unsafe code, and std sends only SIGKILL.
+pub(super) async fn signal(pid: u32, name: &str) {
+    #[cfg(unix)]
+    {
+        let (group, pid) = (format!("-{pid}"), pid.to_string());
+        let sent = Command::new("kill")
+            .args(["-s", name, "--", &group, &pid])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if let Err(e) = sent {
+            warn!("cannot run kill(1) to send SIG{name}: {e}");
         }
     }
+    #[cfg(not(unix))]
+    let _ = (pid, name);
 }
 
 impl Drop for Process {
@@ -504,20 +505,6 @@ fn close_code(status: Option<ExitStatus>) -> (CloseCode, String) {
     (CloseCode::INTERNAL_ERROR, status.to_string())
 }
 
-/// Room for one more item in the stdin queue; `None` once its writer is gone.
-async fn reserve(input: Option<&mpsc::Sender<Bytes>>) -> Option<mpsc::Permit<'_, Bytes>> {
-    input?.reserve().await.ok()
-}
-
-/// A message's bytes as they go to stdin (text mode adds the newline when it is written).
-fn payload(message: Message) -> Bytes {
-    match message {
-        Message::Text(text) => text.into_bytes(),
-        Message::Binary(bytes) => bytes,
-        _ => Bytes::new(),
-    }
-}
-
 /// Queues `message`, and writes everything queued when `last` (nothing more is waiting).
 async fn send<S>(
     ws: &mut WebSocket<S>,
@@ -539,109 +526,6 @@ where
             Ok(())
         }
         Err(e) => Err(e.close_code().or_else(|| peer_code(ws))),
-    }
-}
-
-/// How the connection ended, as a close code: the peer's, if it sent one.
-fn peer_code<S>(ws: &WebSocket<S>) -> Option<CloseCode>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    ws.peer_close().map(|frame| frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code))
-}
-
-/// Closes with `code` (bounded: a peer that does not answer is dropped).
-async fn close<S>(ws: &mut WebSocket<S>, code: CloseCode, reason: &str) -> Option<CloseCode>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let closing = tokio::time::timeout(Duration::from_secs(2), ws.close(code, reason));
-    let _ = Box::pin(closing).await;
-    Some(code)
-}
-
-/// Writes what comes from the connection to the program's stdin (`lines`: each followed by a
-/// newline); EOF once the connection's side is dropped, or as soon as the program stops reading.
-async fn write_stdin(mut stdin: ChildStdin, mut input: mpsc::Receiver<Bytes>, lines: bool) {
-    while let Some(bytes) = input.recv().await {
-        let written = if lines {
-            let mut line = BytesMut::with_capacity(bytes.len() + 1);
-            line.extend_from_slice(&bytes);
-            line.extend_from_slice(b"\n");
-            stdin.write_all(&line).await
-        } else {
-            stdin.write_all(&bytes).await
-        };
-        if written.is_err() {
-            break;
-        }
-    }
-}
-
-/// Sends each stdout line as a text message (without its `\n` or `\r\n`; not UTF-8: replaced
-/// with U+FFFD; longer than `max`: cut in pieces of `max` bytes); a last line without a newline
-/// too.
-async fn read_lines(stdout: ChildStdout, output: mpsc::Sender<Message>, max: usize) {
-    let mut reader = BufReader::with_capacity(CHUNK, stdout);
-    let mut line = Vec::new();
-    while let Ok(true) = read_line(&mut reader, &mut line, max).await {
-        if output.send(Message::text(text_line(&mut line))).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Reads one line (or `max` bytes of one) into `line`; `false` at EOF with nothing read.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<bool> {
-    line.clear();
-    loop {
-        let buffer = reader.fill_buf().await?;
-        if buffer.is_empty() {
-            return Ok(!line.is_empty());
-        }
-        let room = max - line.len();
-        let (take, complete) = match buffer.iter().position(|&b| b == b'\n') {
-            Some(at) if at < room => (at + 1, true),
-            _ => (buffer.len().min(room), buffer.len() >= room),
-        };
-        line.extend_from_slice(&buffer[..take]);
-        reader.consume(take);
-        if complete {
-            return Ok(true);
-        }
-    }
-}
-
-/// `line` as text, without its line ending.
-fn text_line(line: &mut Vec<u8>) -> String {
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    }
-    match String::from_utf8(std::mem::take(line)) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
-}
-
-/// Sends stdout as binary messages, each chunk as it comes (`--binary`).
-async fn read_chunks(mut stdout: ChildStdout, output: mpsc::Sender<Message>) {
-    loop {
-        let mut chunk = BytesMut::with_capacity(CHUNK);
-        match stdout.read_buf(&mut chunk).await {
-            Ok(n) if n > 0 => {
-                if output.send(Message::binary(chunk.freeze())).await.is_err() {
-                    return;
-                }
-            }
-            _ => return,
-        }
     }
 }
 
@@ -695,96 +579,9 @@ fn executable(_: &std::fs::Metadata) -> bool {
     true
 }
 
-/// Splits a command line into words as a POSIX shell would, without running one: blanks
-/// separate words; `'...'` keeps everything; `"..."` keeps everything but `\"`, `\\`, `\$` and
-/// `` \` ``, which lose their backslash; a backslash outside quotes keeps the next character.
-/// No variables, globs, pipes or redirections: for those, ask for a shell (`sh -c '...'`).
-pub(super) fn split(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => words.extend(word.take()),
-            '\'' => {
-                let word = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated single quote"),
-                    }
-                }
-            }
-            '"' => {
-                let word = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some('\n') => {}
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("unterminated double quote"),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated double quote"),
-                    }
-                }
-            }
-            '\\' => match chars.next() {
-                Some('\n') => {}
-                Some(c) => word.get_or_insert_with(String::new).push(c),
-                None => return Err("a backslash at the end"),
-            },
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    Ok(words)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_like_a_shell() {
-        let words = |line| split(line).unwrap();
-        assert_eq!(words("cat"), ["cat"]);
-        assert_eq!(words("  sh  -c 'echo  $HOME; exit 3' "), ["sh", "-c", "echo  $HOME; exit 3"]);
-        assert_eq!(words(r#"printf "a \"b\" \$c \n""#), ["printf", r#"a "b" $c \n"#]);
-        assert_eq!(words(r"a\ b 'x'y\'z"), ["a b", "xy'z"]);
-        assert_eq!(words("'' x"), ["", "x"]);
-        assert!(words("").is_empty());
-        assert!(split("sh -c 'oops").is_err());
-        assert!(split("say \"oops").is_err());
-        assert!(split("trailing\\").is_err());
-    }
-
-    #[test]
-    fn text_lines_lose_their_ending_only() {
-        let mut line = b"one\r\n".to_vec();
-        assert_eq!(text_line(&mut line), "one");
-        let mut line = b"two\n".to_vec();
-        assert_eq!(text_line(&mut line), "two");
-        let mut line = b"bad \xff\n".to_vec();
-        assert_eq!(text_line(&mut line), "bad \u{fffd}");
-    }
-
-    #[tokio::test]
-    async fn long_lines_are_cut_at_the_limit() {
-        let mut reader: &[u8] = b"abcdefgh\nij\nk";
-        let mut line = Vec::new();
-        let mut lines = Vec::new();
-        while read_line(&mut reader, &mut line, 5).await.unwrap() {
-            lines.push(String::from_utf8(line.clone()).unwrap());
-        }
-        assert_eq!(lines, ["abcde", "fgh\n", "ij\n", "k"]);
-    }
 
     #[cfg(unix)]
     #[test]

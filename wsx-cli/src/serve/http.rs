@@ -26,7 +26,7 @@ use super::route::{route, target, Route, Target};
 use super::session::Session;
 use super::state::State;
 use super::static_files::{self, Body};
-use super::upgrade::{admitted, authorized, decide, joining, launch, places, refused};
+use super::upgrade::{admitted, authorized, backend, decide, joining, places, refused};
 
 /// The chat page: HTML, CSS and JS in one file, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
@@ -81,7 +81,7 @@ async fn handle(
     let upgrade = wsx::hyper::is_upgrade_request(&request);
     let path = request.uri().path().to_string();
     let client = proxy::client_ip(peer.ip(), request.headers(), &state.args.trust_proxy);
-    let to = upgrade.then(|| target(&path, state.exec.is_some())).flatten();
+    let to = upgrade.then(|| target(&path, state.runs_programs(), state.forward(&path))).flatten();
     let response = match (route(&path), to) {
         (_, Some(to)) => upgrade_to(&mut request, peer, client, to, &state, alive).await,
         (Route::Echo | Route::Chat(_), None) if !upgrade => refusal(&HandshakeError::NotUpgrade),
@@ -212,7 +212,7 @@ async fn upgrade_to(
 ) -> Response<Bytes> {
     let room = match &to {
         Target::Chat(room) => Some(room.clone()),
-        Target::Echo | Target::Exec => None,
+        Target::Echo | Target::Exec | Target::Forward(_) => None,
     };
     let places = match places(state, client) {
         Ok(places) => places,
@@ -235,15 +235,11 @@ async fn upgrade_to(
         Ok(upgraded) => upgraded,
         Err(error) => return refused(state, client, &error),
     };
-    let program = match to {
-        Target::Exec => {
-            let head = (request.method(), request.uri(), request.headers());
-            match launch(state, SocketAddr::new(client, peer.port()), head, grant.as_deref()) {
-                Ok(program) => Some(program),
-                Err(refusal) => return *refusal,
-            }
-        }
-        Target::Echo | Target::Chat(_) => None,
+    let head = (request.method(), request.uri(), request.headers());
+    let remote = SocketAddr::new(client, peer.port());
+    let backend = match backend(state, to, remote, head, grant.as_deref()).await {
+        Ok(backend) => backend,
+        Err(refusal) => return *refusal,
     };
     let path = request.uri().path().to_string();
     let subprotocol = response.headers().get(header::SEC_WEBSOCKET_PROTOCOL);
@@ -256,13 +252,13 @@ async fn upgrade_to(
         match websocket.await {
             Ok(ws) => {
                 let mut session =
-                    Session { ws, client, path, member, grant, program, _places: places };
+                    Session { ws, client, path, member, grant, backend, _places: places };
                 session.run(&state).await
             }
             Err(e) => {
                 debug!(%client, "upgrade failed: {e}");
-                if let Some(mut program) = program {
-                    program.abandon().await;
+                if let Some(mut backend) = backend {
+                    backend.abandon().await;
                 }
             }
         }

@@ -31,10 +31,14 @@ pub(crate) enum Refusal {
     ExecFailed,
     /// A chat room whose broker (Redis) is unreachable (503).
     Broker,
+    /// The program of --exec-shared is not running (restarting after an exit: 503).
+    ProgramDown,
+    /// The TCP server of a --tcp-forward path did not accept a connection (502).
+    ForwardFailed,
 }
 
 impl Refusal {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 17] = [
         Self::Origin,
         Self::Capacity,
         Self::BadRequest,
@@ -50,6 +54,8 @@ impl Refusal {
         Self::MaxForks,
         Self::ExecFailed,
         Self::Broker,
+        Self::ProgramDown,
+        Self::ForwardFailed,
     ];
 
     fn label(self) -> &'static str {
@@ -69,6 +75,8 @@ impl Refusal {
             Self::MaxForks => "max_forks",
             Self::ExecFailed => "exec_failed",
             Self::Broker => "broker",
+            Self::ProgramDown => "program_down",
+            Self::ForwardFailed => "forward_failed",
         }
     }
 }

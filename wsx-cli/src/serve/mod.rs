@@ -1,8 +1,9 @@
 //! `wsx serve`: the ready server. One port: the chat page at `/`, WebSocket echo at `/echo`,
 //! chat rooms at `/chat/{room}`, `/healthz` and `/metrics`; with --exec, a program per
-//! WebSocket on any other path (`exec.rs`); with --static, a directory's files on any other
-//! path (`static_files.rs`). This module binds, accepts and shuts
-//! down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
+//! WebSocket on any other path (`exec.rs`), or with --exec-shared one program for all of them
+//! (`shared.rs`); with --tcp-forward, WebSockets carried to TCP servers (`session.rs`); with
+//! --static, a directory's files on any other path (`static_files.rs`). This module binds (the
+//! TCP port, and --unix's socket), accepts and shuts down; upgrades are answered directly on the connection (`conn.rs`), everything else by hyper
 //! (`http.rs`); sessions are in `session.rs`.
 
 mod auth;
@@ -20,6 +21,7 @@ mod rooms;
 mod route;
 mod safepath;
 mod session;
+mod shared;
 mod state;
 mod static_files;
 mod stop;
@@ -34,6 +36,8 @@ use std::time::Duration;
 use ::http::HeaderValue;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+#[cfg(unix)]
+use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use wsx::tls::tokio_rustls::TlsAcceptor;
@@ -43,26 +47,82 @@ use self::rooms::{History, Rooms};
 use self::state::State;
 use crate::args::ServeArgs;
 
+/// No Unix sockets here: `--unix` is refused at startup.
+#[cfg(not(unix))]
+type UnixListener = TcpListener;
+
 /// Runs the server until SIGINT or SIGTERM, then closes every connection with 1001.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let unix = args.unix.as_deref().map(bind_unix).transpose()?;
     let tls = tls_acceptor(&args)?;
     let node = node_name(&args, addr)?;
     let rooms = rooms(&args, &node)?;
     let auth = auth::Auth::from_args(&args).context("cannot set up token authentication")?;
+    for forward in &args.tcp_forward {
+        if !route::free_for_forward(&forward.path) {
+            anyhow::bail!("--tcp-forward {}: that path is served already", forward.path);
+        }
+    }
     let exec = exec::Exec::from_args(&args, addr)?;
+    let shared = shared::Shared::from_args(&args, addr.port())?;
     let files = args.static_dir.as_deref().map(static_files::StaticFiles::new).transpose()?;
-    print_banner(&args, addr, tls.is_some(), &node, auth.is_some(), exec.as_ref(), files.as_ref());
-    let state =
-        Arc::new(State::new(args, node, rooms).with_auth(auth).with_exec(exec).with_files(files));
+    let state = State::new(args, node, rooms).with_auth(auth).with_exec(exec);
+    let state = Arc::new(state.with_shared(shared).with_files(files));
     // Every task holds a clone of `alive`; when all are dropped, `all_done` yields None.
     let (alive, all_done) = mpsc::channel::<()>(1);
-    accept_until_signal(&listener, tls.as_ref(), &state, &alive).await;
+    if let Some(shared) = state.shared.clone() {
+        let watched = state.clone();
+        shared.spawn(async move { watched.shutdown.stopped().await }, alive.clone())?;
+    }
+    print_banner(&state, addr, tls.is_some());
+    accept_until_signal(&listener, unix.as_ref(), tls.as_ref(), &state, &alive).await;
     drop(listener);
+    if let Some(path) = &state.args.unix {
+        // The file goes with the listener: a socket file nobody listens on is only in the way.
+        drop(unix);
+        let _ = std::fs::remove_file(path);
+    }
     shut_down(&state, alive, all_done).await;
     Ok(())
+}
+
+/// What a client on --unix counts as: a local client (the rate limits leave loopback clients
+/// alone; REMOTE_ADDR for programs), from no port.
+const UNIX_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// A listener on the Unix domain socket `path`. A socket file already there is replaced only
+/// when it is stale (connecting to it is refused: its server is gone); a live one, or any other
+/// kind of file, is an error, never removed.
+#[cfg(unix)]
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            anyhow::bail!("--unix {shown}: the file exists and is not a socket")
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => anyhow::bail!("--unix {shown}: a server is listening on it already"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                info!("--unix {shown}: replacing a stale socket file");
+                std::fs::remove_file(path).with_context(|| format!("--unix {shown}"))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("--unix {shown}")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("--unix {shown}")),
+    }
+    UnixListener::bind(path).with_context(|| format!("cannot listen on {shown}"))
+}
+
+/// No Unix sockets here.
+#[cfg(not(unix))]
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    anyhow::bail!("--unix {}: no Unix domain sockets on this system", path.display())
 }
 
 /// A listener with a backlog larger than tokio's default of 128, so bursts of connects do not
@@ -146,15 +206,13 @@ fn rooms(args: &ServeArgs, node: &HeaderValue) -> anyhow::Result<Arc<Rooms>> {
 }
 
 /// Says where to find everything, on stdout.
-fn print_banner(
-    args: &ServeArgs,
-    addr: SocketAddr,
-    tls: bool,
-    node: &HeaderValue,
-    auth: bool,
-    exec: Option<&exec::Exec>,
-    files: Option<&static_files::StaticFiles>,
-) {
+fn print_banner(state: &State, addr: SocketAddr, tls: bool) {
+    let (args, node) = (&state.args, &state.node);
+    let program = match (&state.exec, &state.shared) {
+        (Some(exec), _) => Some(exec.describe()),
+        (None, Some(shared)) => Some(shared.describe()),
+        (None, None) => None,
+    };
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let shared = match &args.redis {
         None => "in this process".to_string(),
@@ -168,15 +226,27 @@ fn print_banner(
         "wsx serve: listening on {http}://{addr}/ (open it in a browser)\n  \
          WebSocket echo: {ws}://{addr}/echo   chat rooms: {ws}://{addr}/chat/ROOM\n  \
          health: {http}://{addr}/healthz   metrics: {http}://{addr}/metrics\n  \
-         node: {node}   rooms: {shared}\n{auth}{exec}{files}{console}",
+         node: {node}   rooms: {shared}\n{unix}{auth}{exec}{files}{console}{forwards}",
         node = String::from_utf8_lossy(node.as_bytes()),
-        auth = if auth { "  WebSocket upgrades need a token (docs/auth.md)\n" } else { "" },
-        exec = exec.map_or_else(String::new, |e| {
-            format!("  any other WebSocket path: {} (docs/exec.md)\n", e.describe())
+        auth = if state.auth.is_some() {
+            "  WebSocket upgrades need a token (docs/auth.md)\n"
+        } else {
+            ""
+        },
+        exec = program.map_or_else(String::new, |program| {
+            format!("  any other WebSocket path: {program} (docs/exec.md)\n")
         }),
-        files = files.map_or_else(String::new, |f| {
+        files = state.files.as_ref().map_or_else(String::new, |f| {
             format!("  files: {} on any other path (docs/static.md)\n", f.root().display())
         }),
+        unix = args.unix.as_ref().map_or_else(String::new, |path| {
+            format!("  also on the Unix socket {} (--unix)\n", path.display())
+        }),
+        forwards = args
+            .tcp_forward
+            .iter()
+            .map(|f| format!("  {ws}://{addr}{} carried to tcp://{}\n", f.path, f.target))
+            .collect::<String>(),
         console = if args.devconsole {
             format!("  developer console: {http}://{addr}/devconsole\n")
         } else {
@@ -188,9 +258,10 @@ fn print_banner(
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
 }
 
-/// Accepts connections, each on a task of its own, until SIGINT or SIGTERM.
+/// Accepts connections (TCP, and --unix's), each on a task of its own, until SIGINT or SIGTERM.
 async fn accept_until_signal(
     listener: &TcpListener,
+    unix: Option<&UnixListener>,
     tls: Option<&TlsAcceptor>,
     state: &Arc<State>,
     alive: &mpsc::Sender<()>,
@@ -198,29 +269,52 @@ async fn accept_until_signal(
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
-        tokio::select! {
+        let failed = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => spawn_connection(tcp, peer, tls, state, alive),
-                Err(e) => {
-                    // Out of file descriptors, for example: wait instead of spinning.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    spawn_connection(tcp, peer, tls, state, alive);
+                    continue;
                 }
+                Err(e) => e,
+            },
+            accepted = accept_unix(unix) => match accepted {
+                Ok(stream) => {
+                    spawn_connection(stream, UNIX_PEER, tls, state, alive);
+                    continue;
+                }
+                Err(e) => e,
             },
             () = &mut signal => return,
-        }
+        };
+        // Out of file descriptors, for example: wait instead of spinning.
+        warn!("accept failed: {failed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
+/// The next connection on --unix's socket; never without one.
+#[cfg(unix)]
+async fn accept_unix(unix: Option<&UnixListener>) -> std::io::Result<tokio::net::UnixStream> {
+    match unix {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn accept_unix(_: Option<&UnixListener>) -> std::io::Result<tokio::net::TcpStream> {
+    std::future::pending().await
+}
+
 /// Serves one accepted connection on a task of its own (after the TLS handshake with --tls-*).
-fn spawn_connection(
-    tcp: tokio::net::TcpStream,
+fn spawn_connection<S: session::Stream>(
+    tcp: S,
     peer: SocketAddr,
     tls: Option<&TlsAcceptor>,
     state: &Arc<State>,
     alive: &mpsc::Sender<()>,
 ) {
-    let _ = tcp.set_nodelay(true);
     let (state, alive) = (state.clone(), alive.clone());
     // Two spawns, not one future for both: the task of a plain connection is not made as large
     // as a TLS one (every connection's task holds its future).

@@ -34,14 +34,19 @@ pub(super) fn route(path: &str) -> Route {
 pub(super) enum Target {
     Echo,
     Chat(String),
-    /// The program of --exec or --exec-dir.
+    /// The program of --exec, --exec-dir or --exec-shared.
     Exec,
+    /// The TCP server of a --tcp-forward path (its HOST:PORT).
+    Forward(String),
 }
 
-/// Where a WebSocket upgrade to `path` goes: echo, a chat room, or, when `exec` (--exec or
-/// --exec-dir), the program, for every path not served otherwise (`/` included); `None`:
-/// nowhere (404).
-pub(super) fn target(path: &str, exec: bool) -> Option<Target> {
+/// Where a WebSocket upgrade to `path` goes: the TCP server `forward` of a --tcp-forward path,
+/// echo, a chat room, or, when `exec` (--exec, --exec-dir or --exec-shared), the program, for
+/// every path not served otherwise (`/` included); `None`: nowhere (404).
+pub(super) fn target(path: &str, exec: bool, forward: Option<&str>) -> Option<Target> {
+    if let Some(to) = forward {
+        return Some(Target::Forward(to.to_string()));
+    }
     match route(path) {
         Route::Echo => Some(Target::Echo),
         Route::Chat(room) => Some(Target::Chat(room)),
@@ -53,6 +58,12 @@ pub(super) fn target(path: &str, exec: bool) -> Option<Target> {
         | Route::DevConsole
         | Route::NotFound => None,
     }
+}
+
+/// Whether a --tcp-forward path may take `path`: only one that nothing else serves (`/`, whose
+/// upgrades no built-in endpoint takes, included).
+pub(super) fn free_for_forward(path: &str) -> bool {
+    matches!(route(path), Route::Page | Route::DevConsole | Route::NotFound)
 }
 
 /// Room names: 1 to 64 letters, digits, `-`, `_` or `.`.
@@ -78,6 +89,7 @@ mod tests {
 
     #[test]
     fn upgrades_go_to_the_program_only_where_nothing_else_is() {
+        let target = |path, exec| target(path, exec, None);
         assert!(target("/nope", false).is_none());
         assert!(target("/", false).is_none());
         assert!(matches!(target("/nope", true), Some(Target::Exec)));
@@ -88,5 +100,15 @@ mod tests {
         assert!(target("/metrics", true).is_none());
         assert!(target("/devconsole", false).is_none());
         assert!(matches!(target("/devconsole", true), Some(Target::Exec)));
+    }
+
+    #[test]
+    fn forwarded_paths_win_but_take_no_built_in_endpoint() {
+        let to = "127.0.0.1:6379";
+        assert!(matches!(target("/redis", true, Some(to)), Some(Target::Forward(t)) if t == to));
+        assert!(free_for_forward("/redis") && free_for_forward("/"));
+        for taken in ["/echo", "/chat/r", "/healthz", "/metrics", "/favicon.ico"] {
+            assert!(!free_for_forward(taken), "{taken}");
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! One WebSocket session of `wsx serve`, from the 101 to the close: echo, a chat room or a
-//! program (--exec: `exec.rs` runs it), over whichever stream it came on (a hyper upgrade, or
-//! the TCP or TLS stream itself).
+//! One WebSocket session of `wsx serve`, from the 101 to the close: echo, a chat room, a
+//! program (--exec: `exec.rs` runs it; --exec-shared: a client of `shared.rs`'s program) or a
+//! TCP connection (--tcp-forward, through `pipe.rs`), over whichever stream it came on (a hyper
+//! upgrade, or the TCP, TLS or Unix stream itself).
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Sleep;
 use tracing::info;
 use wsx::{CloseCode, Message, WebSocket};
@@ -19,8 +21,10 @@ use super::bus::{Event, Replay, Start, Undelivered};
 use super::exec::Process;
 use super::limit::RoomRate;
 use super::rooms::Membership;
+use super::shared::{Client, Closing};
 use super::state::{Places, State};
 use super::superchat;
+use crate::pipe::{pump, send, Ended, Ends, Framing};
 
 type Ws<S> = WebSocket<S>;
 
@@ -47,8 +51,9 @@ pub(super) struct Session<S> {
     pub(super) member: Option<Box<Seat>>,
     /// What its token allows (with --auth-*); boxed: most sessions have none.
     pub(super) grant: Option<Box<Grant>>,
-    /// Its program (--exec); none for echo and rooms.
-    pub(super) program: Option<Box<Process>>,
+    /// What it runs beside its socket: a program (--exec), a client of the shared program
+    /// (--exec-shared), a TCP connection (--tcp-forward); none for echo and rooms.
+    pub(super) backend: Option<Box<Backend>>,
     /// Held until the session ends.
     pub(super) _places: Places,
 }
@@ -62,12 +67,12 @@ impl<S: Stream> Session<S> {
         state.metrics.opened();
         let ws = &mut self.ws;
         let grant = self.grant.as_deref();
-        let code = match (&mut self.member, &mut self.program) {
+        let code = match (&mut self.member, &mut self.backend) {
             (None, None) => echo(ws, grant, state).await,
             // Boxed: an echo session's future (what every connection's task holds) is not
             // made as large as a chat session's or a program's.
             (Some(seat), _) => Box::pin(chat(ws, seat, self.client, grant, state)).await,
-            (None, Some(program)) => Box::pin(run_program(ws, program, grant, state)).await,
+            (None, Some(backend)) => Box::pin(run_backend(ws, backend, grant, state)).await,
         };
         state.metrics.closed();
         info!(
@@ -82,15 +87,168 @@ impl<S: Stream> Session<S> {
     }
 }
 
-/// Runs `program` with the connection (`exec.rs`); its token's expiry closes it with 1008.
-async fn run_program<S: Stream>(
+/// What a session runs beside its socket, set up before its 101 (`upgrade.rs`).
+// Always boxed (`Session::backend`): the variants' sizes cost nothing per echo session.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Backend {
+    /// A program of its own (--exec, --exec-dir).
+    Program(Process),
+    /// A connection to the TCP server of its path (--tcp-forward); taken when the session runs.
+    Tcp(Option<TcpStream>),
+    /// A client of the one program of --exec-shared (dropped: it left).
+    Shared(Client),
+}
+
+impl Backend {
+    /// Ends what was set up for a connection that never opened (its 101 could not be sent).
+    pub(super) async fn abandon(&mut self) {
+        match self {
+            Self::Program(program) => program.abandon().await,
+            Self::Tcp(tcp) => drop(tcp.take()),
+            // Its leave is sent when the session (and this) is dropped.
+            Self::Shared(_) => {}
+        }
+    }
+}
+
+/// Runs `backend` with the connection; its token's expiry closes it with 1008.
+async fn run_backend<S: Stream>(
     ws: &mut Ws<S>,
-    program: &mut Process,
+    backend: &mut Backend,
     grant: Option<&Grant>,
     state: &State,
 ) -> Option<CloseCode> {
     let mut expiry = expiry(grant);
-    program.run(ws, &state.shutdown, &state.metrics, expired(&mut expiry)).await
+    match backend {
+        Backend::Program(program) => {
+            program.run(ws, &state.shutdown, &state.metrics, expired(&mut expiry)).await
+        }
+        Backend::Tcp(tcp) => match tcp.take() {
+            Some(tcp) => forward(ws, tcp, &mut expiry, state).await,
+            None => None,
+        },
+        Backend::Shared(client) => shared(ws, client, &mut expiry, state).await,
+    }
+}
+
+/// Runs a client of the shared program (--exec-shared): its messages go to the program as
+/// events, what the program addresses to it (or to all) is sent to it; the program closes it
+/// when it says so, or with 1011 when it exits; 1013 when it cannot keep up.
+async fn shared<S: Stream>(
+    ws: &mut Ws<S>,
+    client: &mut Client,
+    expiry: &mut Expiry,
+    state: &State,
+) -> Option<CloseCode> {
+    let stop = state.shutdown.stopped();
+    tokio::pin!(stop);
+    // An event waiting for room in the program's stdin queue: the client is not read
+    // meanwhile, but still gets what the program sends.
+    let mut pending: Option<String> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => {
+                return close(ws, CloseCode::GOING_AWAY, "server shutting down").await;
+            }
+            () = expired(expiry) => return expire(ws, state).await,
+            closing = &mut client.closed => {
+                let closing = closing.unwrap_or(Closing {
+                    code: CloseCode::INTERNAL_ERROR,
+                    reason: "the program is gone".to_string(),
+                    drain: false,
+                });
+                return closed_by_program(ws, &mut client.messages, closing, state).await;
+            }
+            message = client.messages.recv() => {
+                let Some(message) = message else { continue };
+                let last = client.messages.is_empty();
+                if let Err(code) = deliver_shared(ws, message, last, state).await {
+                    return code;
+                }
+            }
+            permit = client.events.reserve(), if pending.is_some() => match permit {
+                Some(permit) => permit.send(pending.take().unwrap_or_default()),
+                None => pending = None,
+            },
+            item = ws.recv(), if pending.is_none() => match on_received(item, ws, state) {
+                Ok(Some(message)) => pending = client.message_event(&message),
+                Ok(None) => {}
+                Err(code) => return code,
+            },
+        }
+    }
+}
+
+/// The program closed this client (or exited, or found it too slow: 1013, nothing more sent).
+async fn closed_by_program<S: Stream>(
+    ws: &mut Ws<S>,
+    messages: &mut mpsc::Receiver<Message>,
+    closing: Closing,
+    state: &State,
+) -> Option<CloseCode> {
+    if closing.code == CloseCode::TRY_AGAIN_LATER && !closing.drain {
+        return slow(ws, state, &closing.reason).await;
+    }
+    while let Ok(message) = messages.try_recv() {
+        let last = messages.is_empty();
+        if let Err(code) = deliver_shared(ws, message, last, state).await {
+            return code;
+        }
+    }
+    close(ws, closing.code, &closing.reason).await
+}
+
+/// Sends a message of the shared program (written at once when `last`); a socket that refuses
+/// data for --slow-timeout is closed with 1013.
+async fn deliver_shared<S: Stream>(
+    ws: &mut Ws<S>,
+    message: Message,
+    last: bool,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    let len = message.len();
+    match tokio::time::timeout(state.args.slow_timeout, send(ws, message, last)).await {
+        Ok(Ok(())) => {
+            state.metrics.sent(len);
+            Ok(())
+        }
+        Ok(Err(code)) => Err(code),
+        Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
+    }
+}
+
+/// Carries the connection to `tcp` (--tcp-forward): bytes as binary messages both ways. The
+/// server closing its side closes the WebSocket with 1000; the WebSocket closing shuts the TCP
+/// connection down once what arrived before it is written.
+async fn forward<S: Stream>(
+    ws: &mut Ws<S>,
+    tcp: TcpStream,
+    expiry: &mut Expiry,
+    state: &State,
+) -> Option<CloseCode> {
+    let (read, write) = tcp.into_split();
+    let mut ends = Ends::spawn(read, write, Framing::Chunks);
+    let stop = async {
+        tokio::select! {
+            () = state.shutdown.stopped() => {}
+            () = expired(expiry) => {}
+        }
+    };
+    let counted = |sent: bool, len| match sent {
+        true => state.metrics.sent(len),
+        false => state.metrics.received(len),
+    };
+    let code = match pump(ws, &mut ends, stop, counted).await {
+        Ended::Output => close(ws, CloseCode::NORMAL, "").await,
+        Ended::Stopped if state.shutdown.is_stopping() => {
+            close(ws, CloseCode::GOING_AWAY, "server shutting down").await
+        }
+        Ended::Stopped => expire(ws, state).await,
+        Ended::Peer(code) => code,
+    };
+    ends.finish(Duration::from_secs(5)).await;
+    code
 }
 
 /// How the connection ended, as a close code: the peer's, the error's, or ours.

@@ -15,6 +15,7 @@ use super::exec::Exec;
 use super::limit::Handshakes;
 use super::metrics::Metrics;
 use super::rooms::Rooms;
+use super::shared::Shared;
 use super::static_files::StaticFiles;
 use super::stop::Stop;
 use crate::args::ServeArgs;
@@ -40,6 +41,8 @@ pub(super) struct State {
     pub(super) exec: Option<Exec>,
     /// The directory of --static.
     pub(super) files: Option<StaticFiles>,
+    /// The one program of --exec-shared.
+    pub(super) shared: Option<Shared>,
 }
 
 impl State {
@@ -57,6 +60,7 @@ impl State {
             handshakes: Handshakes::new(args.handshake_rate),
             exec: None,
             files: None,
+            shared: None,
             args,
         }
     }
@@ -71,9 +75,25 @@ impl State {
         Self { exec, ..self }
     }
 
+    /// This state, joining WebSocket upgrades no other endpoint takes to `shared`'s program.
+    pub(super) fn with_shared(self, shared: Option<Shared>) -> Self {
+        Self { shared, ..self }
+    }
+
+    /// Whether upgrades to the paths nothing else serves go to a program (--exec, --exec-dir,
+    /// --exec-shared).
+    pub(super) fn runs_programs(&self) -> bool {
+        self.exec.is_some() || self.shared.is_some()
+    }
+
     /// This state, serving `files` on the paths nothing else serves.
     pub(super) fn with_files(self, files: Option<StaticFiles>) -> Self {
         Self { files, ..self }
+    }
+
+    /// The TCP server (HOST:PORT) that upgrades to `path` are carried to (--tcp-forward).
+    pub(super) fn forward(&self, path: &str) -> Option<&str> {
+        self.args.tcp_forward.iter().find(|f| f.path == path).map(|f| f.target.as_str())
     }
 
     /// This node's name as text (it was made from a `&str`, so it is UTF-8).

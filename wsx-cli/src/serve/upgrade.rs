@@ -2,7 +2,9 @@
 //! whether there is room for one more WebSocket ([`places`]: also --handshake-rate), whose
 //! token allows what ([`authorized`], with --auth-*), what to answer a valid upgrade
 //! ([`decide`]: Origin, subprotocol, permessage-deflate), the program of an upgrade with
-//! --exec/--exec-dir ([`launch`]: 404, 503 over --max-forks, 500), and the bookkeeping of a
+//! --exec/--exec-dir ([`launch`]: 404, 503 over --max-forks, 500), a client of --exec-shared
+//! ([`join`]: 503 while the program is down) or the TCP connection of a
+//! --tcp-forward path ([`forward`]: 502), both through [`backend`], and the bookkeeping of a
 //! refused ([`refused`]) or accepted ([`admitted`]) handshake.
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,16 +13,19 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use wsx::{Accept, HandshakeError, Upgrade};
 
 use super::auth::{Denied, Grant};
 use super::bus::Start;
-use super::exec::{self, Process, Refused};
+use super::exec::{self, Refused};
 use super::metrics::Refusal;
 use super::proxy;
 use super::reply::{refusal, text};
-use super::session::Seat;
+use super::route::Target;
+use super::session::{Backend, Seat};
+use super::shared::{self, Joining, Shared};
 use super::state::{Places, State};
 use super::superchat::Join;
 
@@ -151,15 +156,89 @@ fn origin_allowed(upgrade: &Upgrade, host: &str, allowed: &[String]) -> bool {
     }
 }
 
+/// The head of an upgrade request: its method, URI and headers.
+pub(super) type Head<'a> = (&'a Method, &'a Uri, &'a HeaderMap);
+
+/// What an accepted upgrade from `remote` to `target` runs beside its socket, set up before the
+/// 101 so that a refusal can still be answered: a program of --exec/--exec-dir ([`launch`]), a
+/// TCP connection to the server of a --tcp-forward path ([`forward`]); nothing for echo and
+/// rooms.
+pub(super) async fn backend(
+    state: &State,
+    target: Target,
+    remote: SocketAddr,
+    head: Head<'_>,
+    grant: Option<&Grant>,
+) -> Result<Option<Box<Backend>>, Box<Response<Bytes>>> {
+    match target {
+        Target::Echo | Target::Chat(_) => Ok(None),
+        Target::Exec => match &state.shared {
+            Some(shared) => join(state, shared, remote, head.1, grant).map(Some),
+            None => launch(state, remote, head, grant).map(Some),
+        },
+        Target::Forward(to) => {
+            let tcp = forward(state, remote, &to).await?;
+            Ok(Some(Box::new(Backend::Tcp(Some(tcp)))))
+        }
+    }
+}
+
+/// Joins a client at `remote`, upgrading to `uri`, to the program of --exec-shared; 503 while
+/// the program is down (restarting) or does not read its stdin.
+fn join(
+    state: &State,
+    shared: &Shared,
+    remote: SocketAddr,
+    uri: &Uri,
+    grant: Option<&Grant>,
+) -> Result<Box<Backend>, Box<Response<Bytes>>> {
+    let user = grant.map(|g| g.user.as_str());
+    let joining = Joining { path: uri.path(), query: uri.query(), remote, user };
+    match shared.join(&joining) {
+        Ok(client) => Ok(Box::new(Backend::Shared(client))),
+        Err(shared::Refused::Down) => {
+            state.metrics.refused(Refusal::ProgramDown);
+            let reason = "the program is not running: try again later\n";
+            let mut response =
+                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// The TCP connection to `to` (a --tcp-forward target) for a client at `remote`; 502 when it
+/// cannot be made within --handshake-timeout.
+async fn forward(
+    state: &State,
+    remote: SocketAddr,
+    to: &str,
+) -> Result<TcpStream, Box<Response<Bytes>>> {
+    let connecting = tokio::time::timeout(state.args.handshake_timeout, TcpStream::connect(to));
+    let why = match connecting.await {
+        Ok(Ok(tcp)) => {
+            // Small writes (a command, a keystroke) should not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+            return Ok(tcp);
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_string(),
+    };
+    state.metrics.refused(Refusal::ForwardFailed);
+    warn!(client = %remote, "cannot connect to {to} (--tcp-forward): {why}");
+    let reason = "cannot reach the server behind this path\n";
+    Err(Box::new(text(StatusCode::BAD_GATEWAY, "text/plain; charset=utf-8", reason)))
+}
+
 /// With --exec/--exec-dir, starts the program of an accepted upgrade (`method`, `uri`,
 /// `headers`) from `remote`, before the 101; the refusal to send instead: 404 when --exec-dir
 /// has no program for the path, 503 over --max-forks, 500 when it cannot be started.
-pub(super) fn launch(
+fn launch(
     state: &State,
     remote: SocketAddr,
-    (method, uri, headers): (&Method, &Uri, &HeaderMap),
+    (method, uri, headers): Head<'_>,
     grant: Option<&Grant>,
-) -> Result<Box<Process>, Box<Response<Bytes>>> {
+) -> Result<Box<Backend>, Box<Response<Bytes>>> {
     let plain =
         |status, reason: String| Box::new(text(status, "text/plain; charset=utf-8", reason));
     let Some(programs) = &state.exec else {
@@ -172,7 +251,7 @@ pub(super) fn launch(
     let request =
         exec::Request { method, uri, headers, remote, user: grant.map(|g| g.user.as_str()) };
     match programs.start(&request) {
-        Ok(process) => Ok(Box::new(process)),
+        Ok(process) => Ok(Box::new(Backend::Program(process))),
         Err(Refused::NotFound) => {
             state.metrics.refused(Refusal::NotFound);
             let reason = format!("no program at {}\n", uri.path());

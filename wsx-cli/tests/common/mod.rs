@@ -89,6 +89,42 @@ impl Drop for Server {
     }
 }
 
+/// A connection to `addr` that has been used for a plain request already (`GET /healthz`, its
+/// whole response read): an upgrade sent on it next goes through hyper's path, not the first
+/// request's.
+pub(crate) async fn kept_alive(addr: &str) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    within("the /healthz response", async {
+        loop {
+            let text = String::from_utf8_lossy(&reply).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .expect("a Content-Length");
+                if body.len() >= length {
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    return;
+                }
+            }
+            let mut buf = [0; 4096];
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early");
+            reply.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    tcp
+}
+
 pub(crate) fn connector() -> wsx::Connector {
     wsx::Connector::new().no_proxy()
 }
@@ -100,7 +136,10 @@ pub(crate) async fn within<T>(what: &str, f: impl std::future::Future<Output = T
 }
 
 /// The next data message, skipping pings and pongs.
-pub(crate) async fn next_data(ws: &mut wsx::WebSocket<wsx::ClientStream>) -> Message {
+pub(crate) async fn next_data<S>(ws: &mut wsx::WebSocket<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match within("message", ws.recv()).await.expect("open").expect("no error") {
             Message::Ping(_) | Message::Pong(_) => {}
