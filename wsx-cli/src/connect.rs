@@ -64,6 +64,7 @@ async fn run_on<D: Dial>(args: ConnectArgs, dialer: D) -> anyhow::Result<ExitCod
         stdin_open: true,
         closing: false,
         pending: None,
+        position: None,
         interrupts: Interrupts::new()?,
         args,
     };
@@ -126,6 +127,9 @@ struct Session {
     closing: bool,
     /// A message that could not be sent when the connection was lost (sent after reconnecting).
     pending: Option<Message>,
+    /// In a `superchat` room (docs/rooms.md): the epoch and offset of the last message
+    /// received, which a reconnect resumes from.
+    position: Option<(String, u64)>,
     interrupts: Interrupts,
 }
 
@@ -172,11 +176,42 @@ impl Session {
                     self.close(ws).await?;
                 }
                 message = ws.recv() => match message {
-                    Some(Ok(message)) => self.print(&message)?,
+                    Some(Ok(message)) => {
+                        if ws.subprotocol() == Some("superchat") {
+                            self.follow(&message);
+                        }
+                        self.print(&message)?;
+                    }
                     Some(Err(e)) => return Ok(End::Lost(e.to_string())),
                     None => return Ok(End::Closed),
                 },
             }
+        }
+    }
+
+    /// Keeps the position in a `superchat` room (`--reconnect` resumes from it), and says when
+    /// a resume could not recover everything.
+    fn follow(&mut self, message: &Message) {
+        let Some(Ok(frame)) = message.as_text().map(serde_json::from_str::<serde_json::Value>)
+        else {
+            return;
+        };
+        let epoch = frame["epoch"].as_str().map(str::to_string);
+        match (frame["type"].as_str(), epoch) {
+            (Some("welcome"), Some(epoch)) => {
+                if frame["recovered"] == false {
+                    let lost = frame["lost"].as_str().unwrap_or("?");
+                    eprintln!("wsx: messages were lost while away ({lost}): see docs/rooms.md");
+                }
+                let first = frame["first"].as_u64().unwrap_or(1);
+                self.position = Some((epoch, first.saturating_sub(1)));
+            }
+            (Some("message"), Some(epoch)) => {
+                if let Some(offset) = frame["offset"].as_u64() {
+                    self.position = Some((epoch, offset));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -242,7 +277,8 @@ impl Session {
                 () = tokio::time::sleep(wait) => {}
                 () = self.interrupts.next() => return Ok(None),
             }
-            match dialer.dial(&self.args.url).await {
+            let url = resume_url(&self.args.url, self.position.as_ref());
+            match dialer.dial(&url).await {
                 Ok((ws, _)) => {
                     eprintln!("wsx: reconnected to {}", self.args.url);
                     return Ok(Some(ws));
@@ -252,6 +288,22 @@ impl Session {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
+}
+
+/// `url`, resuming a `superchat` room from `position` (epoch, offset): its `since` and `epoch`
+/// query parameters set (and `history` dropped), the others kept.
+fn resume_url(url: &str, position: Option<&(String, u64)>) -> String {
+    let Some((epoch, offset)) = position else { return url.to_string() };
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let kept = query.split('&').filter(|pair| {
+        let key = pair.split('=').next().unwrap_or("");
+        !pair.is_empty() && !["since", "epoch", "history"].contains(&key)
+    });
+    let mut pairs: Vec<String> = kept.map(str::to_string).collect();
+    pairs.push(format!("since={offset}"));
+    // Epochs are letters and digits: nothing to escape.
+    pairs.push(format!("epoch={epoch}"));
+    format!("{base}?{}", pairs.join("&"))
 }
 
 /// Between half and all of `delay`, at random.
@@ -295,4 +347,20 @@ fn exit_status<S: Io>(ws: &WebSocket<S>) -> ExitCode {
         None => eprintln!("wsx: the connection ended without a closing handshake (1006)"),
     }
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnect_resumes_from_the_last_offset() {
+        let at = ("e1".to_string(), 41);
+        assert_eq!(resume_url("ws://h/chat/r", None), "ws://h/chat/r");
+        assert_eq!(resume_url("ws://h/chat/r", Some(&at)), "ws://h/chat/r?since=41&epoch=e1");
+        assert_eq!(
+            resume_url("ws://h/chat/r?name=ada&history=5&since=3&epoch=old", Some(&at)),
+            "ws://h/chat/r?name=ada&since=41&epoch=e1"
+        );
+    }
 }

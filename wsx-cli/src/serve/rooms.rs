@@ -51,7 +51,7 @@ pub(crate) struct Rooms {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     backlog: usize,
     history: History,
-    /// Member ids are this node's name and a counter.
+    /// Member ids are this node's name, a random tag of this process and a counter.
     node: String,
     next_member: AtomicU64,
     bus: Option<Box<dyn Bus>>,
@@ -125,7 +125,9 @@ impl Rooms {
             rooms: Mutex::default(),
             backlog: backlog.max(1),
             history,
-            node: node.to_string(),
+            // A restarted node does not reuse its predecessor's ids (whose presence entries may
+            // still be listed for a while): a random tag per process.
+            node: format!("{node}-{}", &new_epoch()[..4]),
             next_member: AtomicU64::new(1),
             bus,
         }
@@ -434,7 +436,12 @@ pub(crate) mod tests {
         a.enter(&Start::Live).await.unwrap();
         let b = rooms.join("r", "bob");
         match a.receiver.recv().await.unwrap() {
-            Event::Joined(m) => assert_eq!((m.name.as_str(), &*m.id), ("bob", "n1-2")),
+            Event::Joined(m) => {
+                assert_eq!(m.name, "bob");
+                assert!(m.id.starts_with("n1-") && m.id.ends_with("-2"), "{}", m.id);
+                let restarted = Rooms::in_memory(16, HISTORY, "n1");
+                assert_ne!(m.id, restarted.join("r", "bob").member.id, "not reused");
+            }
             other => panic!("{other:?}"),
         }
         drop(b);
