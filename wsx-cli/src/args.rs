@@ -217,6 +217,15 @@ pub(crate) struct ServeArgs {
     /// received a compressed message (the default frees it after each message: ~4 KB idle).
     #[arg(long)]
     pub(crate) deflate_takeover: bool,
+    /// Also speak HTTP/2: WebSockets over HTTP/2 (RFC 8441) on every route, many on one
+    /// connection. TLS offers h2 by ALPN; plain TCP takes h2c with prior knowledge beside
+    /// HTTP/1.1. Off by default: once a server advertises it, browsers open every wss: WebSocket
+    /// to that origin over HTTP/2 (docs/http2.md).
+    #[arg(long)]
+    pub(crate) http2: bool,
+    /// Concurrent streams (WebSockets and requests) one HTTP/2 connection may open (--http2).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) http2_max_streams: u32,
     /// Share chat rooms with other nodes through this Redis (redis://HOST:PORT[/DB]), or a
     /// Redis Cluster (its seed nodes, comma-separated): every member on every node sees a
     /// room's messages in one order, and history and presence live there. Without it, rooms

@@ -294,7 +294,21 @@ pub(crate) fn answer_upgrade<F>(
 where
     F: FnOnce(&Request<()>, &Upgrade) -> Result<Accept, HandshakeError>,
 {
-    let upgrade = Upgrade::from_request(request)?;
+    answer(Upgrade::from_request(request)?, request, config, decide)
+}
+
+/// The decision step for an `upgrade` already checked (over HTTP/1.1 or HTTP/2): the
+/// application's `decide`, the configured deflate default, a 500 for a decision the core cannot
+/// honour.
+pub(crate) fn answer<F>(
+    upgrade: Upgrade,
+    request: &Request<()>,
+    config: &Config,
+    decide: F,
+) -> Result<Answer, HandshakeError>
+where
+    F: FnOnce(&Request<()>, &Upgrade) -> Result<Accept, HandshakeError>,
+{
     let accept = match decide(request, &upgrade)? {
         accept if accept.deflate_config().is_none() => accept.deflate(config.deflate),
         accept => accept,

@@ -6,12 +6,26 @@ use std::future::Future;
 use hyper_util::rt::TokioIo;
 use wsx_proto::{Accept, HandshakeError, Role, Upgrade};
 
-use crate::accept::answer_upgrade;
+use crate::accept::{answer, answer_upgrade};
 use crate::config::Config;
 use crate::error::Error;
 use crate::websocket::WebSocket;
 
-pub use crate::accept::is_upgrade_request;
+/// Whether `request` asks for a WebSocket: an HTTP/1.1 upgrade (`Upgrade: websocket`), or with
+/// the `http2` feature an HTTP/2 extended CONNECT with `:protocol websocket` (RFC 8441).
+pub fn is_upgrade_request<B>(request: &http::Request<B>) -> bool {
+    crate::accept::is_upgrade_request(request) || extended_connect(request).is_some()
+}
+
+/// The `:protocol` of an HTTP/2 extended CONNECT (RFC 8441); `None` for anything else.
+fn extended_connect<B>(request: &http::Request<B>) -> Option<&str> {
+    #[cfg(feature = "http2")]
+    if request.method() == http::Method::CONNECT {
+        return request.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str());
+    }
+    let _ = request;
+    None
+}
 
 /// The WebSocket a hyper upgrade yields.
 pub type HyperWebSocket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
@@ -21,6 +35,11 @@ pub type HyperWebSocket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
 /// response to give hyper and a future that resolves to the WebSocket once hyper has sent the
 /// response (spawn it). On failure, answer with
 /// [`HandshakeError::to_response`].
+///
+/// With the `http2` feature, an HTTP/2 extended CONNECT (RFC 8441: a hyper HTTP/2 server built
+/// with `enable_connect_protocol()`) is checked by [`Upgrade::from_connect`] and answered
+/// `200`; the WebSocket then runs on that one stream, the connection's other streams going on
+/// beside it.
 ///
 /// ```no_run
 /// use http_body_util::Full;
@@ -66,7 +85,11 @@ where
     *head.uri_mut() = request.uri().clone();
     *head.version_mut() = request.version();
     *head.headers_mut() = std::mem::take(request.headers_mut());
-    let answered = answer_upgrade(&head, &config, decide);
+    let answered = match extended_connect(request) {
+        Some(protocol) => Upgrade::from_connect(&head, Some(protocol))
+            .and_then(|u| answer(u, &head, &config, decide)),
+        None => answer_upgrade(&head, &config, decide),
+    };
     *request.headers_mut() = std::mem::take(head.headers_mut());
     let (response, negotiated) = answered?.into_parts();
     let on_upgrade = hyper::upgrade::on(request);

@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -67,6 +67,44 @@ pub(super) async fn serve_http<S>(
         () = state.shutdown.stopped() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+        }
+    }
+    drop(alive);
+}
+
+/// Serves HTTP/2 on one connection (--http2: TLS with ALPN h2, or h2c with prior knowledge):
+/// the same routes as HTTP/1.1, and WebSockets as extended CONNECT streams (RFC 8441), each on
+/// a task of its own while the connection goes on.
+pub(super) async fn serve_h2<S>(io: S, peer: SocketAddr, state: Arc<State>, alive: mpsc::Sender<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    state.metrics.http2_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let service = {
+        let (state, alive) = (state.clone(), alive.clone());
+        service_fn(move |request| handle(request, peer, state.clone(), alive.clone()))
+    };
+    let limits = state.acceptor.config_ref().limits_ref();
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_concurrent_streams(state.args.http2_max_streams)
+        .max_header_list_size(limits.head_size().max(8192) as u32)
+        // A peer that stops answering PINGs is dropped (and with it its streams).
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                debug!(%peer, "HTTP/2 connection ended: {e}");
+            }
+        }
+        () = state.shutdown.stopped() => {
+            // GOAWAY: no new streams; the WebSockets close themselves (1001) meanwhile.
+            connection.as_mut().graceful_shutdown();
+            let grace = state.args.shutdown_timeout + Duration::from_secs(1);
+            let _ = tokio::time::timeout(grace, connection).await;
         }
     }
     drop(alive);
@@ -235,6 +273,9 @@ async fn upgrade_to(
         Ok(upgraded) => upgraded,
         Err(error) => return refused(state, client, &error),
     };
+    if request.version() == http::Version::HTTP_2 {
+        state.metrics.http2_websockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let head = (request.method(), request.uri(), request.headers());
     let remote = SocketAddr::new(client, peer.port());
     let backend = match backend(state, to, remote, head, grant.as_deref()).await {

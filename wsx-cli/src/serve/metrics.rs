@@ -119,6 +119,10 @@ pub(crate) struct Metrics {
     pub(crate) resumes: [AtomicU64; 3],
     /// Room messages handed over from the history (joins with history, resumes).
     pub(crate) replayed: AtomicU64,
+    /// HTTP/2 connections served (--http2).
+    pub(crate) http2_connections: AtomicU64,
+    /// WebSockets opened over HTTP/2 (RFC 8441 extended CONNECT streams).
+    pub(crate) http2_websockets: AtomicU64,
 }
 
 /// Shards of the hot counters: each thread adds to its own cache line (a counter all workers
@@ -262,6 +266,18 @@ impl Metrics {
             "Superchat members that resumed, by outcome: every missed message replayed, or some \
              lost (the history did not reach back far enough; the room's history was lost).",
             &resumes,
+        );
+        out.one(
+            "wsx_http2_connections_total",
+            COUNTER,
+            "HTTP/2 connections served (--http2).",
+            self.http2_connections.load(Relaxed),
+        );
+        out.one(
+            "wsx_http2_websockets_total",
+            COUNTER,
+            "WebSockets opened over HTTP/2 (RFC 8441 extended CONNECT).",
+            self.http2_websockets.load(Relaxed),
         );
         out.one(
             "wsx_room_replayed_total",

@@ -148,7 +148,13 @@ fn tls_acceptor(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
     };
     let reloadable = wsx::tls::ReloadableCert::load(cert, key)
         .context("cannot load the TLS certificate and key")?;
-    let config = reloadable.server_config().context("cannot set up TLS")?;
+    let mut config = reloadable.server_config().context("cannot set up TLS")?;
+    if args.http2 {
+        // ALPN: HTTP/2 for clients that want it (browsers, proxies), HTTP/1.1 for the others.
+        let mut h2 = (*config).clone();
+        h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config = Arc::new(h2);
+    }
     tokio::spawn(reload_on_sighup(Some(reloadable)));
     Ok(Some(TlsAcceptor::from(config)))
 }
@@ -273,7 +279,11 @@ async fn accept_until_signal(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    spawn_connection(tcp, peer, tls, state, alive);
+                    if state.args.http2 && tls.is_none() {
+                        spawn_h2c_or_http1(tcp, peer, state, alive);
+                    } else {
+                        spawn_connection(tcp, peer, tls, state, alive);
+                    }
                     continue;
                 }
                 Err(e) => e,
@@ -325,11 +335,50 @@ fn spawn_connection<S: session::Stream>(
     tokio::spawn(async move {
         let timeout = state.args.handshake_timeout;
         match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+            // --http2: what the client chose by ALPN.
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                http::serve_h2(stream, peer, state, alive).await;
+            }
             Ok(Ok(stream)) => conn::serve(stream, peer, state, alive).await,
             Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
             Err(_) => debug!(%peer, "TLS handshake timed out"),
         }
     });
+}
+
+/// --http2 on plain TCP: serves a connection that starts with HTTP/2's preface (h2c with prior
+/// knowledge) as HTTP/2, any other as usual.
+fn spawn_h2c_or_http1(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: &Arc<State>,
+    alive: &mpsc::Sender<()>,
+) {
+    let (state, alive) = (state.clone(), alive.clone());
+    tokio::spawn(async move {
+        let timeout = state.args.handshake_timeout;
+        if tokio::time::timeout(timeout, http2_preface(&tcp)).await == Ok(true) {
+            http::serve_h2(tcp, peer, state, alive).await;
+        } else {
+            conn::serve(tcp, peer, state, alive).await;
+        }
+    });
+}
+
+/// Whether the first bytes on `tcp` are HTTP/2's connection preface (RFC 9113 §3.4), looked at
+/// without reading them: `false` as soon as they differ.
+async fn http2_preface(tcp: &tokio::net::TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        match tcp.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if buf[..n] != PREFACE[..n] => return false,
+            Ok(n) if n == PREFACE.len() => return true,
+            // The start of the preface: wait for the rest.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,6 @@
-//! The server's side of the opening handshake (RFC 6455 §4.2): [`Upgrade`], a request proven to
-//! be a valid WebSocket upgrade, and [`Accept`], the application's answer.
+//! The server's side of the opening handshake (RFC 6455 §4.2, and RFC 8441 over HTTP/2):
+//! [`Upgrade`], a request proven to be a valid WebSocket upgrade, and [`Accept`], the
+//! application's answer.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -31,8 +32,9 @@ use crate::error::{HandshakeError, UsageError};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Upgrade {
-    /// The Sec-WebSocket-Accept value (28 characters of base64).
-    accept: [u8; 28],
+    /// The Sec-WebSocket-Accept value (28 characters of base64); none over HTTP/2 (RFC 8441:
+    /// no key, no accept).
+    accept: Option<[u8; 28]>,
     host: Authority,
     origin: Option<String>,
     subprotocols: Vec<String>,
@@ -59,20 +61,7 @@ impl Upgrade {
             .ok()
             .and_then(|h| h.parse::<Authority>().ok().filter(|a| a.as_str() == h))
             .ok_or_else(|| invalid("Host", "not a valid host[:port]"))?;
-        let versions = headers.get_all(header::SEC_WEBSOCKET_VERSION);
-        let mut each = versions.iter();
-        match (each.next(), each.next()) {
-            (None, _) => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
-            (Some(v), None) if v == "13" => {}
-            _ => {
-                let joined = versions
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(HandshakeError::UnsupportedVersion(joined));
-            }
-        }
+        version_13(headers)?;
         if headers.get(header::CONNECTION).is_none() {
             return Err(HandshakeError::MissingHeader("Connection"));
         }
@@ -85,43 +74,127 @@ impl Upgrade {
         if key.len() != 24 || !matches!(decoded, Ok(16)) {
             return Err(invalid("Sec-WebSocket-Key", "must be 16 bytes in base64"));
         }
-        let mut origins = headers.get_all(header::ORIGIN).iter();
-        let origin = match (origins.next(), origins.next()) {
-            (None, _) => None,
-            (Some(v), None) => {
-                Some(v.to_str().map_err(|_| invalid("Origin", "not ASCII"))?.to_string())
-            }
-            (Some(_), Some(_)) => return Err(HandshakeError::DuplicateHeader("Origin")),
-        };
-        let mut subprotocols = Vec::new();
-        for token in header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL) {
-            let token = std::str::from_utf8(token).ok().filter(|t| is_token(t));
-            let token = token.ok_or_else(|| {
-                invalid("Sec-WebSocket-Protocol", "must be a comma-separated list of tokens")
-            })?;
-            subprotocols.push(token.to_string());
-        }
-        let mut extensions = Vec::new();
-        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
-            let value =
-                value.to_str().map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
-            // An empty list (Python's websockets sends one when it offers nothing) is no
-            // offer: RFC 9110 §5.6.1 asks recipients to ignore empty list elements.
-            if value.trim().is_empty() {
-                continue;
-            }
-            extensions.extend(
-                Extension::parse_list(value)
-                    .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,
-            );
-        }
         let mut accept = [0; 28];
         let digest = accept_digest(key.as_bytes());
         BASE64.encode_slice(digest, &mut accept).expect("20 bytes are 28 characters of base64");
-        Ok(Self { accept, host, origin, subprotocols, extensions })
+        let (origin, subprotocols, extensions) = offers(headers)?;
+        Ok(Self { accept: Some(accept), host, origin, subprotocols, extensions })
     }
 
-    /// The `Host` header.
+    /// Checks an HTTP/2 extended CONNECT (RFC 8441 §4, §5): a WebSocket on one stream of an
+    /// HTTP/2 connection. `protocol` is the request's `:protocol` pseudo-header (hyper:
+    /// `hyper::ext::Protocol`); the request's URI carries `:scheme`, `:authority` and `:path`.
+    /// No `Sec-WebSocket-Key` is needed (a proxy may pass one along: it is ignored);
+    /// `Sec-WebSocket-Version: 13`, Origin, subprotocols and extensions are checked as over
+    /// HTTP/1.1. A CONNECT for another protocol is [`HandshakeError::NotUpgrade`]. The answer
+    /// ([`Upgrade::respond`]) is a `200`.
+    ///
+    /// ```
+    /// use wsx_proto::{Accept, Upgrade};
+    /// let request = http::Request::connect("https://example.com/chat")
+    ///     .version(http::Version::HTTP_2)
+    ///     .header("sec-websocket-version", "13")
+    ///     .header("sec-websocket-protocol", "chat")
+    ///     .body(())
+    ///     .unwrap();
+    /// let upgrade = Upgrade::from_connect(&request, Some("websocket")).unwrap();
+    /// assert_eq!(upgrade.host(), "example.com");
+    /// let (response, negotiated) = upgrade.respond(Accept::new().subprotocol(Some("chat"))).unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// assert!(response.headers().get("sec-websocket-accept").is_none());
+    /// assert_eq!(negotiated.subprotocol(), Some("chat"));
+    /// ```
+    pub fn from_connect(
+        request: &Request<()>,
+        protocol: Option<&str>,
+    ) -> Result<Self, HandshakeError> {
+        if request.method() != Method::CONNECT
+            || !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket"))
+        {
+            return Err(HandshakeError::NotUpgrade);
+        }
+        if request.version() != Version::HTTP_2 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        let uri = request.uri();
+        // RFC 8441 §4: an extended CONNECT carries :scheme and :path, unlike a plain CONNECT.
+        if uri.scheme().is_none() {
+            return Err(HandshakeError::MissingHeader(":scheme"));
+        }
+        if uri.path_and_query().is_none_or(|p| p.as_str().is_empty()) {
+            return Err(HandshakeError::MissingHeader(":path"));
+        }
+        let host = uri.authority().cloned().ok_or(HandshakeError::MissingHeader(":authority"))?;
+        let headers = request.headers();
+        version_13(headers)?;
+        let (origin, subprotocols, extensions) = offers(headers)?;
+        Ok(Self { accept: None, host, origin, subprotocols, extensions })
+    }
+
+    /// Whether this upgrade came over HTTP/2 (RFC 8441): answered with `200`, not `101`.
+    pub fn is_extended_connect(&self) -> bool {
+        self.accept.is_none()
+    }
+}
+
+/// Checks that `Sec-WebSocket-Version` is 13, the one version we speak (426 otherwise).
+fn version_13(headers: &HeaderMap) -> Result<(), HandshakeError> {
+    let versions = headers.get_all(header::SEC_WEBSOCKET_VERSION);
+    let mut each = versions.iter();
+    match (each.next(), each.next()) {
+        (None, _) => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
+        (Some(v), None) if v == "13" => {}
+        _ => {
+            let joined = versions
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(HandshakeError::UnsupportedVersion(joined));
+        }
+    }
+    Ok(())
+}
+
+/// What a request offers: its Origin, subprotocols and extensions.
+type Offers = (Option<String>, Vec<String>, Vec<Extension>);
+
+/// The Origin, subprotocols and extensions of a request's `headers`, checked.
+fn offers(headers: &HeaderMap) -> Result<Offers, HandshakeError> {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let origin = match (origins.next(), origins.next()) {
+        (None, _) => None,
+        (Some(v), None) => {
+            Some(v.to_str().map_err(|_| invalid("Origin", "not ASCII"))?.to_string())
+        }
+        (Some(_), Some(_)) => return Err(HandshakeError::DuplicateHeader("Origin")),
+    };
+    let mut subprotocols = Vec::new();
+    for token in header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL) {
+        let token = std::str::from_utf8(token).ok().filter(|t| is_token(t));
+        let token = token.ok_or_else(|| {
+            invalid("Sec-WebSocket-Protocol", "must be a comma-separated list of tokens")
+        })?;
+        subprotocols.push(token.to_string());
+    }
+    let mut extensions = Vec::new();
+    for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+        let value = value.to_str().map_err(|_| invalid("Sec-WebSocket-Extensions", "not ASCII"))?;
+        // An empty list (Python's websockets sends one when it offers nothing) is no
+        // offer: RFC 9110 §5.6.1 asks recipients to ignore empty list elements.
+        if value.trim().is_empty() {
+            continue;
+        }
+        extensions.extend(
+            Extension::parse_list(value)
+                .map_err(|why| invalid("Sec-WebSocket-Extensions", &why))?,
+        );
+    }
+    Ok((origin, subprotocols, extensions))
+}
+
+impl Upgrade {
+    /// The `Host` header (over HTTP/2: `:authority`).
     pub fn host(&self) -> &str {
         self.host.as_str()
     }
@@ -157,7 +230,8 @@ impl Upgrade {
         HandshakeError::OriginRejected(self.origin.clone().unwrap_or_default())
     }
 
-    /// The `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5) and what it agrees on.
+    /// The `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5; over HTTP/2, RFC 8441:
+    /// `200`, without `Upgrade`, `Connection` and `Sec-WebSocket-Accept`) and what it agrees on.
     ///
     /// Fails if `accept` selects a subprotocol or an extension the client did not offer: the
     /// RFC lets a server pick only among offers.
@@ -180,16 +254,21 @@ impl Upgrade {
             extensions.insert(0, response.clone());
         }
         let mut response = Response::new(());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
         // Sized once: the application's headers and at most five of ours.
         *headers = HeaderMap::with_capacity(accept.headers.len() + 5);
         headers.extend(accept.headers);
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         let value = |s: &str| HeaderValue::from_str(s).expect("base64 and tokens are valid values");
-        let accept_value = HeaderValue::from_bytes(&self.accept).expect("base64 is a valid value");
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value);
+        if let Some(accept_value) = &self.accept {
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            let accept_value =
+                HeaderValue::from_bytes(accept_value).expect("base64 is a valid value");
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value);
+        }
+        let headers = response.headers_mut();
         if let Some(p) = &accept.subprotocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value(p));
         }

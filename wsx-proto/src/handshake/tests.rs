@@ -581,3 +581,90 @@ fn header_count_limit_holds_below_and_above_the_stack_slots() {
         );
     }
 }
+
+/// An RFC 8441 extended CONNECT as hyper hands it over: method, URI with scheme, authority and
+/// path, HTTP/2, and the headers given.
+fn connect(uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut request = http::Request::connect(uri).version(http::Version::HTTP_2);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(()).unwrap()
+}
+
+#[test]
+fn rfc8441_extended_connect() {
+    let v13 = [("sec-websocket-version", "13")];
+    let ok =
+        Upgrade::from_connect(&connect("https://h.example:8443/chat?x=1", &v13), Some("websocket"));
+    let upgrade = ok.unwrap();
+    assert!(upgrade.is_extended_connect());
+    assert_eq!(upgrade.host(), "h.example:8443");
+    let (response, _) = upgrade.respond(Accept::new()).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for absent in ["upgrade", "connection", "sec-websocket-accept"] {
+        assert!(response.headers().get(absent).is_none(), "{absent} over HTTP/2");
+    }
+    // A proxy (HAProxy) may pass the HTTP/1.1 key along: allowed, ignored.
+    let with_key =
+        [("sec-websocket-version", "13"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")];
+    assert!(Upgrade::from_connect(&connect("http://h/x", &with_key), Some("websocket")).is_ok());
+    // Offers are negotiated as over HTTP/1.1.
+    let offers = [
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-protocol", "chat, superchat"),
+        ("sec-websocket-extensions", "permessage-deflate; client_max_window_bits"),
+        ("origin", "https://h.example"),
+    ];
+    let upgrade =
+        Upgrade::from_connect(&connect("https://h.example/", &offers), Some("websocket")).unwrap();
+    assert_eq!(upgrade.origin(), Some("https://h.example"));
+    let accept = Accept::new()
+        .subprotocol(upgrade.choose_subprotocol(["superchat"]))
+        .deflate(Some(DeflateConfig::default()));
+    let (response, negotiated) = upgrade.respond(accept).unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "superchat");
+    assert!(response.headers()["sec-websocket-extensions"]
+        .to_str()
+        .unwrap()
+        .starts_with("permessage-deflate"));
+    assert_eq!(negotiated.subprotocol(), Some("superchat"));
+}
+
+#[test]
+fn rfc8441_refusals() {
+    let v13 = [("sec-websocket-version", "13")];
+    let refused = |request: &http::Request<()>, protocol| {
+        Upgrade::from_connect(request, protocol).unwrap_err()
+    };
+    let plain = connect("https://h/chat", &v13);
+    assert!(matches!(refused(&plain, None), HandshakeError::NotUpgrade), "a plain CONNECT");
+    assert!(matches!(refused(&plain, Some("webtransport")), HandshakeError::NotUpgrade));
+    let get = http::Request::get("https://h/").version(http::Version::HTTP_2).body(()).unwrap();
+    assert!(matches!(refused(&get, Some("websocket")), HandshakeError::NotUpgrade));
+    let mut h11 = connect("https://h/chat", &v13);
+    *h11.version_mut() = http::Version::HTTP_11;
+    assert!(matches!(refused(&h11, Some("websocket")), HandshakeError::HttpVersion));
+    let authority_only = http::Request::connect("h:443")
+        .version(http::Version::HTTP_2)
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    assert!(matches!(
+        refused(&authority_only, Some("websocket")),
+        HandshakeError::MissingHeader(":scheme")
+    ));
+    let none = connect("https://h/chat", &[]);
+    assert!(matches!(
+        refused(&none, Some("websocket")),
+        HandshakeError::MissingHeader("Sec-WebSocket-Version")
+    ));
+    let v8 = connect("https://h/chat", &[("sec-websocket-version", "8")]);
+    let error = refused(&v8, Some("websocket"));
+    assert_eq!(error.status(), Some(StatusCode::UPGRADE_REQUIRED), "426 and the version we speak");
+    let bad = connect(
+        "https://h/chat",
+        &[("sec-websocket-version", "13"), ("sec-websocket-protocol", "a b")],
+    );
+    assert_eq!(refused(&bad, Some("websocket")).status(), Some(StatusCode::BAD_REQUEST));
+}
