@@ -1,6 +1,7 @@
-"""The processes of the rooms suite: redis-server, nginx and `wsx serve` nodes on free loopback
-ports, each started here, stopped by its own process id (never by name), with its output in a
-temporary directory that is removed at the end. And the report: one `ok`/`FAIL` line per check.
+"""The processes of the rooms suite: redis-server (alone, or three as a Redis Cluster), nginx and
+`wsx serve` nodes on free loopback ports, each started here, stopped by its own process id (never
+by name), with its output in a temporary directory that is removed at the end. And the report:
+one `ok`/`FAIL` line per check.
 """
 import asyncio
 import json
@@ -162,6 +163,35 @@ async def http_get(port, path, timeout=3.0):
     return status, headers, body
 
 
+async def redis_ping(port):
+    """Whether a Redis server answers PING on `port` (within about 2 s)."""
+    try:
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+        w.write(b"PING\r\n")
+        reply = await asyncio.wait_for(r.readexactly(7), 1)
+        w.close()
+        return reply == b"+PONG\r\n"
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        return False
+
+
+async def run(argv, timeout=15.0):
+    """(exit status, stdout, stderr) of a short command, killed by its pid after `timeout` s
+    (status None then)."""
+    p = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(p.communicate(), timeout)
+    except asyncio.TimeoutError:
+        try:
+            p.kill()
+        except ProcessLookupError:
+            pass
+        await p.wait()
+        return None, "", f"timed out after {timeout} s"
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 class Redis:
     """redis-server without persistence on a fixed free port (restartable on the same port)."""
 
@@ -185,18 +215,114 @@ class Redis:
         raise RuntimeError(f"redis-server does not answer PING on {self.port}: {self.proc.tail()}")
 
     async def ping(self):
-        try:
-            r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1)
-            w.write(b"PING\r\n")
-            reply = await asyncio.wait_for(r.readexactly(7), 1)
-            w.close()
-            return reply == b"+PONG\r\n"
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
-            return False
+        return await redis_ping(self.port)
 
     async def kill(self):
         """SIGKILL: the data is gone (no persistence)."""
         await self.proc.stop(signal.SIGKILL)
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` masters (no replicas, no persistence) on free loopback ports,
+    each redis-server with its own cluster bus port (a second free port: the default, port +
+    10000, does not exist above 55535) and its own directory (nodes.conf); created with
+    `redis-cli --cluster create`. `url` is the seed list for `wsx serve --redis`. Its processes
+    are stopped by their pids with the Env's others."""
+
+    def __init__(self, env, masters=3):
+        self.env = env
+        used = set()
+
+        def port():
+            while True:
+                p = free_port()
+                if p not in used:
+                    used.add(p)
+                    return p
+
+        self.ports = [port() for _ in range(masters)]
+        self.buses = [port() for _ in range(masters)]
+        self.procs = []
+        self.url = ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
+
+    async def start(self):
+        for port, bus in zip(self.ports, self.buses):
+            d = os.path.join(self.env.dir, f"cluster-{port}")
+            os.makedirs(d)
+            argv = [program("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                    "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
+                    "--dir", d]
+            self.procs.append(Proc(self.env, f"redis-cluster-{port}", argv))
+        deadline = time.monotonic() + 10
+        for port, proc in zip(self.ports, self.procs):
+            while not await redis_ping(port):
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server (cluster) does not answer PING on {port}: "
+                                       f"{proc.tail()}")
+                await asyncio.sleep(0.05)
+        rc, out, err = await run([self.cli_path(), "--cluster", "create",
+                                  *[f"127.0.0.1:{p}" for p in self.ports],
+                                  "--cluster-replicas", "0", "--cluster-yes"], timeout=30)
+        if rc != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed ({rc}): {out[-800:]} {err[-400:]}")
+        # Every master must say ok and agree on who owns all 16384 slots.
+        deadline = time.monotonic() + 20
+        while True:
+            states = [await self.cli(p, "cluster", "info") for p in self.ports]
+            ok = all("cluster_state:ok" in out for _, out, _ in states)
+            if ok:
+                maps = [await self.slot_map(p) for p in self.ports]
+                covered = sum(hi - lo + 1 for lo, hi, _ in maps[0]) if maps[0] else 0
+                if covered == 16384 and all(m == maps[0] for m in maps):
+                    self.ranges = maps[0]
+                    return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis Cluster is not ok within 20 s: {states}")
+            await asyncio.sleep(0.1)
+
+    @staticmethod
+    def cli_path():
+        return program("redis-cli")
+
+    async def cli(self, port, *args, json_out=False, timeout=10.0):
+        """(status, stdout, stderr) of `redis-cli -p PORT ARGS` (no -c: MOVED is shown, not
+        followed)."""
+        argv = [self.cli_path(), "-h", "127.0.0.1", "-p", str(port)]
+        if json_out:
+            argv.append("--json")
+        return await run(argv + [str(a) for a in args], timeout)
+
+    async def slot_map(self, port):
+        """[(first slot, last slot, master port)] sorted, from `CLUSTER SHARDS` as `port` sees
+        it; [] when it cannot be read."""
+        rc, out, _ = await self.cli(port, "cluster", "shards", json_out=True)
+        try:
+            shards = json.loads(out)
+        except ValueError:
+            return []
+        ranges = []
+        for shard in shards:
+            masters = [n for n in shard.get("nodes", []) if n.get("role") == "master"]
+            slots = shard.get("slots", [])
+            if len(masters) != 1:
+                continue
+            for i in range(0, len(slots) - 1, 2):
+                ranges.append((int(slots[i]), int(slots[i + 1]), int(masters[0].get("port"))))
+        return sorted(ranges)
+
+    async def keyslot(self, key):
+        rc, out, err = await self.cli(self.ports[0], "cluster", "keyslot", key)
+        if rc != 0:
+            raise RuntimeError(f"cluster keyslot {key}: {out} {err}")
+        return int(out.strip())
+
+    def owner(self, slot):
+        """The port of the master that owns `slot`."""
+        for lo, hi, port in self.ranges:
+            if lo <= slot <= hi:
+                return port
+        return None
 
 
 class Node:
@@ -314,6 +440,9 @@ class Env:
 
     async def redis(self):
         return await Redis(self).start()
+
+    async def redis_cluster(self, masters=3):
+        return await RedisCluster(self, masters).start()
 
     async def node(self, name, redis=None, extra=()):
         n = Node(self, name, redis, extra)

@@ -4,7 +4,7 @@ and nginx (running deploy/nginx.conf), all started here on free 127.0.0.1 ports 
 their process ids. The client is Python `websockets`, written from docs/rooms.md only.
 
 usage: test_rooms.py --wsx target/debug/wsx [--only NAME[,NAME]] [--keep] [--chaos-each N]
-                     [--chaos-interval SECONDS]
+                     [--chaos-interval SECONDS] [--cluster-chaos-each N]
 
 Tests (NAME):
   history   join with history, one node in memory and one node with Redis (plus the shared
@@ -17,9 +17,15 @@ Tests (NAME):
   chaos     three nodes behind nginx, one Redis, 9 members and 3 senders; one node killed, one
             drained; every member's (epoch, offset) sequence gapless and identical, every
             message once
+  cluster   a 3-master Redis Cluster (sharded pub/sub), two nodes, one room on each master:
+            history, resume across nodes both ways, presence, each room's stream on its master
+            only (redis-cli xlen; MOVED elsewhere), no message across rooms, a killed node's
+            members leave every room
+  cluster_chaos  the chaos scenario on the Redis Cluster (--cluster-chaos-each per sender)
 
 Prints one `ok`/`FAIL` line per check and the counts; exits 1 when a check failed.
-Needs redis-server and nginx (Debian packages) and websockets (interop/requirements.txt).
+Needs redis-server, redis-cli and nginx (Debian packages redis-server, redis-tools, nginx) and
+websockets (interop/requirements.txt).
 """
 import argparse
 import asyncio
@@ -610,8 +616,11 @@ async def t_chaos(env, each, members_n=9, senders_n=3, interval=0.03):
             await c.stop()
 
 
-async def chaos(env, each, members_n, senders_n, interval, clients):
-    redis = await env.redis()
+async def chaos(env, each, members_n, senders_n, interval, clients, redis=None):
+    """The scenario on `redis` (a Redis or a RedisCluster; a new Redis when None); returns the
+    room's last offset as the members saw it."""
+    if redis is None:
+        redis = await env.redis()
     nodes = [await env.node(f"n{i}", redis, ["--history", "10000", "--trust-proxy", "127.0.0.1"])
              for i in (1, 2, 3)]
     nginx = await env.nginx(nodes)
@@ -764,6 +773,235 @@ async def chaos(env, each, members_n, senders_n, interval, clients):
            + f"; close codes seen: {sorted({str(x) for c in everyone for x in c.closes})}")
     R.note("resumes: " + str(sum(len(c.welcomes) - 1 for c in everyone))
            + ", all recovered=true" if not problems else "resumes with problems: see above")
+    return len(reference)
+
+
+# --------------------------------------------------------------------------------------------
+# 7. The same on a Redis Cluster: rooms on different shards
+# --------------------------------------------------------------------------------------------
+ROOM_CANDIDATES = ["amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "heath", "iris",
+                   "jade", "kelp", "larch", "maple", "nova", "oak", "pine", "quartz", "reed",
+                   "sage", "teak", "umber", "vale", "willow", "yew", "zinc", "ash", "bay", "cove",
+                   "dune", "elm"]
+
+
+def log_key(room):
+    return f"wsx:room:{{{room}}}:log"
+
+
+async def cluster_rooms(cluster):
+    """Rooms whose keys land on different masters: {room: owner port}, one room per master as
+    far as the candidates reach (asked of the cluster: CLUSTER KEYSLOT and CLUSTER SHARDS)."""
+    chosen = {}
+    for name in ROOM_CANDIDATES:
+        owner = cluster.owner(await cluster.keyslot(log_key(name)))
+        if owner is not None and owner not in chosen.values():
+            chosen[name] = owner
+        if len(chosen) == len(cluster.ports):
+            break
+    return chosen
+
+
+async def cluster_room(cluster, n1, n2, room, owner, keep):
+    """History, resume across nodes, presence in `room` (keys on the master `owner`), and that
+    its stream is on `owner` only. The connections are left open in `keep` (closed at the end,
+    after checking that no other room's message reached them)."""
+    tag = f"{room}@{owner}"
+    alice = await Conn.open(chat_url(base(n1), room, name="alice"))
+    keep.append(alice)
+    w = alice.welcome
+    epoch = w.get("epoch")
+    R.check(f"{tag}: alice on n1: welcome room, offset 0, first 1, an epoch, presence [alice]",
+            w.get("room") == room and w.get("offset") == 0 and w.get("first") == 1
+            and isinstance(epoch, str) and epoch and names(w.get("presence", [])) == ["alice"], w)
+    bob = await Conn.open(chat_url(base(n2), room, name="bob"))
+    keep.append(bob)
+    ids = {"alice": w.get("member"), "bob": bob.welcome.get("member")}
+    R.check(f"{tag}: bob on n2: same epoch; his welcome lists alice (n1) and bob with their ids",
+            bob.node == "n2" and bob.welcome.get("epoch") == epoch
+            and {(p.get("member"), p.get("name")) for p in bob.welcome.get("presence", [])}
+            == {(ids["alice"], "alice"), (ids["bob"], "bob")}, (bob.node, bob.welcome))
+    j = await alice.next_of(("join",))
+    R.check(f"{tag}: alice (n1) gets bob's join", j.get("member") == ids["bob"]
+            and j.get("name") == "bob", j)
+
+    # History: 10 sent through n1, a newcomer on n2 with history=5 gets 6..10.
+    sent = [f"{room}-{i}" for i in range(1, 11)]
+    await send_all(alice, sent)
+    ga, gb = await alice.messages(10), await bob.messages(10)
+    R.check(f"{tag}: 10 sent via n1: offsets 1..10 with their text on n1 and on n2, one epoch",
+            offsets(ga) == offsets(gb) == list(range(1, 11)) and texts(ga) == texts(gb) == sent
+            and {m.get("epoch") for m in ga + gb} == {epoch}, (ga, gb))
+    carol = await Conn.open(chat_url(base(n2), room, name="carol", history=5))
+    keep.append(carol)
+    wc = carol.welcome
+    ids["carol"] = wc.get("member")
+    R.check(f"{tag}: carol on n2, history=5: first=6 offset=10, same epoch, no recovered; "
+            "presence alice, bob, carol",
+            wc.get("first") == 6 and wc.get("offset") == 10 and wc.get("epoch") == epoch
+            and "recovered" not in wc and names(wc.get("presence", [])) == ["alice", "bob", "carol"],
+            wc)
+    got = await carol.messages(5)
+    R.check(f"{tag}: then offsets 6..10 ({room}-6..10)",
+            offsets(got) == list(range(6, 11)) and texts(got) == sent[5:], got)
+    for who, conn in (("alice", alice), ("bob", bob)):
+        j = await conn.next_of(("join",))
+        R.check(f"{tag}: {who} gets carol's join", j.get("member") == ids["carol"]
+                and j.get("name") == "carol", j)
+
+    # Resume across nodes: alice (n1) leaves at 10; 11..15 sent via n2; she resumes on n2.
+    await alice.close()
+    keep.remove(alice)
+    for who, conn in (("bob", bob), ("carol", carol)):
+        l = await conn.next_of(("leave",))
+        R.check(f"{tag}: alice leaves n1: {who} (n2) gets her leave", l.get("member") == ids["alice"]
+                and l.get("name") == "alice", l)
+    more = [f"{room}-{i}" for i in range(11, 16)]
+    await send_all(bob, more)
+    gb, gc = await bob.messages(5), await carol.messages(5)
+    R.check(f"{tag}: 11..15 sent via n2 while alice is away",
+            offsets(gb) == offsets(gc) == list(range(11, 16)) and texts(gb) == more, (gb, gc))
+    alice = await Conn.open(chat_url(base(n2), room, name="alice", since=10, epoch=epoch))
+    keep.append(alice)
+    w = alice.welcome
+    ids["alice"] = w.get("member")
+    R.check(f"{tag}: alice resumes on n2 since=10: recovered=true, first=11, offset=15, same epoch",
+            alice.node == "n2" and w.get("recovered") is True and w.get("first") == 11
+            and w.get("offset") == 15 and w.get("epoch") == epoch and "lost" not in w,
+            (alice.node, w))
+    got = await alice.messages(5)
+    R.check(f"{tag}: exactly the missed ones: 11..15, in order",
+            offsets(got) == list(range(11, 16)) and texts(got) == more, got)
+    R.check(f"{tag}: the resumed alice's welcome lists alice, bob, carol",
+            names(w.get("presence", [])) == ["alice", "bob", "carol"], w.get("presence"))
+    for who, conn in (("bob", bob), ("carol", carol)):
+        j = await conn.next_of(("join",))
+        R.check(f"{tag}: {who} gets alice's join again", j.get("member") == ids["alice"]
+                and j.get("name") == "alice", j)
+
+    # The other way: carol (n2) leaves at 15; 16..18 via n2; she resumes on n1, which has no
+    # member of the room left (so it subscribes to the room's shard channel again).
+    await carol.close()
+    keep.remove(carol)
+    for who, conn in (("alice", alice), ("bob", bob)):
+        l = await conn.next_of(("leave",))
+        R.check(f"{tag}: carol leaves: {who} gets her leave", l.get("member") == ids["carol"]
+                and l.get("name") == "carol", l)
+    more2 = [f"{room}-{i}" for i in range(16, 19)]
+    await send_all(alice, more2)
+    ga, gb = await alice.messages(3), await bob.messages(3)
+    R.check(f"{tag}: 16..18 sent", offsets(ga) == offsets(gb) == [16, 17, 18], (ga, gb))
+    carol = await Conn.open(chat_url(base(n1), room, name="carol", since=15, epoch=epoch))
+    keep.append(carol)
+    w = carol.welcome
+    ids["carol"] = w.get("member")
+    R.check(f"{tag}: carol resumes on n1 since=15: recovered=true, first=16, offset=18; presence "
+            "alice, bob, carol",
+            carol.node == "n1" and w.get("recovered") is True and w.get("first") == 16
+            and w.get("offset") == 18 and w.get("epoch") == epoch
+            and names(w.get("presence", [])) == ["alice", "bob", "carol"], (carol.node, w))
+    got = await carol.messages(3)
+    R.check(f"{tag}: then exactly 16..18", offsets(got) == [16, 17, 18] and texts(got) == more2, got)
+    for who, conn in (("alice", alice), ("bob", bob)):
+        j = await conn.next_of(("join",))
+        R.check(f"{tag}: {who} gets carol's join from n1", j.get("member") == ids["carol"]
+                and j.get("name") == "carol", j)
+    await carol.send(f"{room}-19")
+    got = [(await c.messages(1))[0] for c in (alice, bob, carol)]
+    R.check(f"{tag}: a live one from n1: offset 19 to alice, bob (n2) and carol (n1)",
+            all(m.get("offset") == 19 and payload(m) == f"{room}-19" and m.get("epoch") == epoch
+                for m in got), got)
+    extra = [(c.welcome.get("member"), e) for c in (alice, bob, carol) for e in await c.quiet(0.3)]
+    R.check(f"{tag}: nothing more (no duplicate, no stray event)", not extra, extra)
+
+    # Through Redis: the stream is on the owner, with the room's 19 messages; not on the others.
+    rc, out, err = await cluster.cli(owner, "xlen", log_key(room))
+    R.check(f"{tag}: redis-cli -p {owner} xlen '{log_key(room)}' = 19 (the room's messages)",
+            rc == 0 and out.strip() == "19", (rc, out, err))
+    for port in cluster.ports:
+        if port == owner:
+            continue
+        rc, out, err = await cluster.cli(port, "xlen", log_key(room))
+        R.check(f"{tag}: on the master {port}: MOVED to {owner} (the key is not there)",
+                (out.strip().startswith("MOVED") and out.strip().endswith(f":{owner}"))
+                or out.strip() == "0", (rc, out, err))
+    rc, out, err = await cluster.cli(owner, "pubsub", "shardnumsub", f"wsx:room:{{{room}}}")
+    R.check(f"{tag}: PUBSUB SHARDNUMSUB on {owner}: the room's sharded channel has 2 subscribers "
+            "(both nodes have members)", out.split() == [f"wsx:room:{{{room}}}", "2"], (rc, out, err))
+    return {"alice": alice, "bob": bob, "carol": carol}, ids
+
+
+async def t_cluster(env):
+    cluster = await env.redis_cluster()
+    R.note("Redis Cluster masters (port: slots): " + ", ".join(
+        f"{p}: {lo}-{hi}" for lo, hi, p in cluster.ranges))
+    rooms = await cluster_rooms(cluster)
+    for room, owner in rooms.items():
+        R.note(f"room {room!r}: slot {await cluster.keyslot(log_key(room))}, master 127.0.0.1:{owner}")
+    R.check("the chosen rooms land on at least two different masters", len(set(rooms.values())) >= 2,
+            rooms)
+    R.check("... on all three masters", len(set(rooms.values())) == 3, rooms)
+    n1 = await env.node("n1", cluster)
+    n2 = await env.node("n2", cluster)
+    keep = []
+    try:
+        members = {}
+        for room, owner in rooms.items():
+            members[room] = await cluster_room(cluster, n1, n2, room, owner, keep)
+        # Every connection of the earlier rooms stayed open while the later rooms talked.
+        stray = [e for c in keep for e in await c.quiet(0.3) if e.get("type") == "message"]
+        R.check("no message of one room reached a member of another", not stray, stray)
+
+        # n2 killed: in every room (each on its shard), carol on n1 gets the leaves of alice and
+        # bob (n2) within 30 s (docs/rooms.md: a dead node's members leave within 15 s).
+        await n2.proc.stop(signal.SIGKILL)
+        t0 = time.monotonic()
+
+        async def leaves(conn):
+            got = []
+            try:
+                while len(got) < 2:
+                    left = max(0.1, 30 - (time.monotonic() - t0))
+                    got.append(await conn.next_of(("leave",), timeout=left))
+            except asyncio.TimeoutError:
+                pass
+            return got, time.monotonic() - t0
+
+        results = await asyncio.gather(*(leaves(m["carol"]) for m, _ in members.values()))
+        for (room, (m, ids)), (got, took) in zip(members.items(), results):
+            R.check(f"{room}@{rooms[room]}: n2 killed (-9): carol (n1) gets the leaves of alice and "
+                    "bob within 30 s",
+                    sorted((g.get("member"), g.get("name")) for g in got)
+                    == sorted([(ids["alice"], "alice"), (ids["bob"], "bob")]), got)
+            R.note(f"{room}: the leaves arrived {took:.1f} s after the kill "
+                   + ("(docs/rooms.md: within 15 s)" if took <= 15
+                      else "(LATER than the 15 s of docs/rooms.md)"))
+        for room, (m, ids) in members.items():
+            erin = await Conn.open(chat_url(base(n1), room, name="erin"))
+            keep.append(erin)
+            R.check(f"{room}@{rooms[room]}: a new member on n1: presence carol, erin (no alice, bob)",
+                    names(erin.welcome.get("presence", [])) == ["carol", "erin"]
+                    and erin.welcome.get("offset") == 19, erin.welcome)
+    finally:
+        for c in keep:
+            await c.close()
+
+
+async def t_cluster_chaos(env, each):
+    clients = []
+    try:
+        cluster = await env.redis_cluster()
+        owner = cluster.owner(await cluster.keyslot(log_key("chaos")))
+        R.note(f"room 'chaos' is on the master 127.0.0.1:{owner}")
+        last = await chaos(env, each, 9, 3, 0.03, clients, redis=cluster)
+        rc, out, err = await cluster.cli(owner, "xlen", log_key("chaos"))
+        R.check(f"redis-cli -p {owner} xlen '{log_key('chaos')}' = the room's last offset {last}",
+                out.strip() == str(last), (rc, out, err))
+    finally:
+        for c in clients:
+            if getattr(c, "send_task", None):
+                c.send_task.cancel()
+            await c.stop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -776,6 +1014,8 @@ TESTS = {
     "presence": [("presence", lambda env, a: t_presence(env))],
     "rate": [("rate", lambda env, a: t_rate(env))],
     "chaos": [("chaos", lambda env, a: t_chaos(env, a.chaos_each, interval=a.chaos_interval))],
+    "cluster": [("cluster", lambda env, a: t_cluster(env))],
+    "cluster_chaos": [("cluster-chaos", lambda env, a: t_cluster_chaos(env, a.cluster_chaos_each))],
 }
 
 
@@ -819,14 +1059,17 @@ if __name__ == "__main__":
     p.add_argument("--only", help="comma-separated test names")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories (logs)")
     p.add_argument("--chaos-each", type=int, default=300, help="messages per chaos sender")
+    p.add_argument("--cluster-chaos-each", type=int, default=100,
+                   help="messages per chaos sender on the Redis Cluster")
     p.add_argument("--chaos-interval", type=float, default=0.03,
                    help="seconds between a chaos sender's messages")
     p.add_argument("--test-timeout", type=float, default=150, help="seconds per test")
     args = p.parse_args()
     args.wsx = os.path.abspath(args.wsx)
-    missing = [x for x in ("redis-server", "nginx") if program(x) is None]
+    missing = [x for x in ("redis-server", "redis-cli", "nginx") if program(x) is None]
     if missing:
-        print(f"FAIL  {' and '.join(missing)} not installed (apt-get install redis-server nginx)")
+        print(f"FAIL  {' and '.join(missing)} not installed "
+              "(apt-get install redis-server redis-tools nginx)")
         sys.exit(1)
     if not os.access(args.wsx, os.X_OK):
         print(f"FAIL  no wsx binary at {args.wsx}")
