@@ -81,6 +81,16 @@ for peer in py node; do
   run "$peer client -> wsx serve over wss://" ${!peer} client "wss://127.0.0.1:$port/chat/tls" --cafile "$out/cert.pem"
 done
 
+# 1b. wsx serve --http2: WebSockets over HTTP/2 (RFC 8441) from Node's own http2 module (not a
+#     WebSocket library), h2c with prior knowledge and TLS with ALPN; HTTP/1.1 peers on the
+#     same listeners still work.
+port=$(free_port); serve --http2
+run "node http2 client -> wsx serve --http2 (h2c, RFC 8441)" node interop/h2/client.mjs "http://127.0.0.1:$port"
+run "py client -> wsx serve --http2 (HTTP/1.1 beside h2c)" $py client "ws://127.0.0.1:$port/chat/h1"
+port=$(free_port); serve --http2 --tls-cert "$out/cert.pem" --tls-key "$out/key.pem"
+run "node http2 client -> wsx serve --http2 over TLS (ALPN h2, RFC 8441)" node interop/h2/client.mjs "https://127.0.0.1:$port" --cafile "$out/cert.pem"
+run "node client -> wsx serve --http2 over wss:// (ALPN http/1.1)" $node client "wss://127.0.0.1:$port/chat/h1" --cafile "$out/cert.pem"
+
 # 2. wsx as the client of peer servers.
 for peer in py node; do
   for server_kind in default off fresh w9; do

@@ -56,7 +56,7 @@ if (args[0] === "server") {
     if (!ok) failures += 1;
     console.log(`${ok ? "ok  " : "FAIL"} node client: ${name} ${detail}`);
   };
-  const ws = new WebSocket(url, ["superchat", "chat"], {
+  const ws = new WebSocket(url, ["chat", "superchat"], {
     perMessageDeflate: deflate(kind), maxPayload: MAX, ...(cafile ? { ca: readFileSync(cafile) } : {}),
   });
   const inbox = [];
@@ -69,7 +69,7 @@ if (args[0] === "server") {
   const closed = new Promise((ok) => ws.on("close", (code, reason) => ok({ code, reason: reason.toString() })));
   ws.on("error", (e) => { console.log(`FAIL node client: ${e.message}`); process.exit(1); });
   await new Promise((ok) => ws.on("open", ok));
-  const expected = url.includes("/chat/") ? "superchat" : "";
+  const expected = url.includes("/chat/") ? "chat" : "";
   check("subprotocol", ws.protocol === expected, `${ws.protocol || "none"} (expected ${expected || "none"})`);
   const agree = kind !== "off" && option("--server-deflate", "on") !== "off";
   check(agree ? "deflate negotiated" : "no deflate", agree === ws.extensions.includes("permessage-deflate"), ws.extensions);

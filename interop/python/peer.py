@@ -80,9 +80,11 @@ async def run_client(url, args):
         failures += 0 if ok else 1
         print(f"{'ok  ' if ok else 'FAIL'} python client: {name} {detail}", flush=True)
 
-    async with connect(url, subprotocols=["superchat", "chat"], **kw) as ws:
-        # wsx serve picks the client's first supported subprotocol on /chat/ROOM, none on /echo
-        expected = "superchat" if "/chat/" in url else None
+    async with connect(url, subprotocols=["chat", "superchat"], **kw) as ws:
+        # wsx serve picks the client's first supported subprotocol on /chat/ROOM, none on /echo;
+        # `chat` relays messages as they are (a one-member room echoes; `superchat` would wrap
+        # them: docs/rooms.md)
+        expected = "chat" if "/chat/" in url else None
         check("subprotocol", ws.subprotocol == expected, f"{ws.subprotocol} (expected {expected})")
         ext = ws.response.headers.get("Sec-WebSocket-Extensions", "")
         agree = kind != "off" and option(args, "--server-deflate", "on") != "off"
