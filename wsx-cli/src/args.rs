@@ -416,6 +416,10 @@ pub(crate) struct ClientArgs {
     /// names the host and path of the request; ws:// only).
     #[arg(long, value_name = "PATH")]
     pub(crate) unix: Option<PathBuf>,
+    /// Open WebSockets over HTTP/2 (RFC 8441): wss:// with TLS offering h2, ws:// as
+    /// cleartext HTTP/2 with prior knowledge; one HTTP/2 connection carries them all.
+    #[arg(long, conflicts_with = "unix")]
+    pub(crate) http2: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -26,6 +26,9 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Accepts TCP connections until Ctrl-C (or SIGTERM), carrying each one to `args.url`.
 pub(crate) async fn run(args: BridgeArgs) -> anyhow::Result<ExitCode> {
     let connector = dial::connector(&args.client, false)?;
+    if let Some(h2) = dial::http2(&args.client, connector.clone()) {
+        return serve(args, h2).await;
+    }
     #[cfg(unix)]
     if let Some(unix) = dial::unix(&args.client, connector.clone(), &args.url)? {
         return serve(args, unix).await;

@@ -24,6 +24,9 @@ use input::Input;
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let connector = dial::connector(&args.client, args.verbose)?;
+    if let Some(h2) = dial::http2(&args.client, connector.clone()) {
+        return run_on(args, h2).await;
+    }
     #[cfg(unix)]
     if let Some(unix) = dial::unix(&args.client, connector.clone(), &args.url)? {
         return run_on(args, unix).await;

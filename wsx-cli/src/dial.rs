@@ -83,6 +83,36 @@ pub(crate) fn connector(args: &ClientArgs, verbose: bool) -> anyhow::Result<Conn
     Ok(connector)
 }
 
+/// A connector that opens its WebSockets over HTTP/2 (`--http2`, RFC 8441): one HTTP/2
+/// connection, made at the first dial and again when it is gone, carries them all.
+pub(crate) struct Http2 {
+    connector: Connector,
+    connection: tokio::sync::Mutex<Option<wsx::Http2Connection>>,
+}
+
+/// What a WebSocket over HTTP/2 runs over: its stream of the connection.
+type H2Stream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+impl Dial for Http2 {
+    type Stream = H2Stream;
+
+    async fn dial(&self, url: &str) -> Result<(WebSocket<H2Stream>, Response<()>), wsx::Error> {
+        let h2 = {
+            let mut connection = self.connection.lock().await;
+            match connection.as_ref().filter(|c| !c.is_closed()) {
+                Some(h2) => h2.clone(),
+                None => connection.insert(self.connector.connect_http2(url).await?).clone(),
+            }
+        };
+        h2.open(url).await
+    }
+}
+
+/// The HTTP/2 dialer of `args` (`--http2`), if asked for.
+pub(crate) fn http2(args: &ClientArgs, connector: Connector) -> Option<Http2> {
+    args.http2.then(|| Http2 { connector, connection: tokio::sync::Mutex::new(None) })
+}
+
 /// The dialer of `args`: over `--unix PATH` when given (for `url`, which must be ws://), else TCP.
 pub(crate) fn unix(
     args: &ClientArgs,

@@ -101,6 +101,12 @@ impl Connector {
         self
     }
 
+    /// The configuration its connections get.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) fn config_ref(&self) -> &Config {
+        &self.config
+    }
+
     /// Limits and timeouts.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -152,6 +158,22 @@ impl Connector {
         url: &str,
     ) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
         let handshake = self.handshake(url)?;
+        self.with_stream(&handshake, false, |stream| self.run_handshake(stream, &handshake)).await
+    }
+
+    /// Connects to the server of `handshake` (TCP, through the proxy if any, TLS for `wss://`,
+    /// offering only HTTP/2 by ALPN when `h2`) and runs `then` on the stream, holding the
+    /// host's CONNECTING lock all along.
+    pub(crate) async fn with_stream<T, F, Fut>(
+        &self,
+        handshake: &ClientHandshake,
+        h2: bool,
+        then: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(ClientStream) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let host = unbracket(handshake.host()).to_string();
         let port = handshake.port();
         let proxy = match &self.proxy {
@@ -198,8 +220,8 @@ impl Connector {
             .map_err(expired)??;
             // Small frames should not wait for Nagle's algorithm.
             tcp.set_nodelay(true)?;
-            let stream = self.secure(tcp, &handshake, &host).await?;
-            self.run_handshake(stream, &handshake).await
+            let stream = self.secure(tcp, handshake, &host, h2).await?;
+            then(stream).await
         }
         .await;
         drop(guard);
@@ -221,7 +243,7 @@ impl Connector {
         self.run_handshake(stream, &handshake).await
     }
 
-    fn handshake(&self, url: &str) -> Result<ClientHandshake, Error> {
+    pub(crate) fn handshake(&self, url: &str) -> Result<ClientHandshake, Error> {
         let mut request = ClientRequest::new(url)
             .subprotocols(self.subprotocols.iter().cloned())
             .deflate(self.config.deflate);
@@ -240,14 +262,20 @@ impl Connector {
         tcp: TcpStream,
         handshake: &ClientHandshake,
         host: &str,
+        h2: bool,
     ) -> Result<ClientStream, Error> {
         if !handshake.is_secure() {
             return Ok(ClientStream::plain(tcp));
         }
-        let config = match &self.tls {
+        let mut config = match &self.tls {
             Some(config) => config.clone(),
             None => crate::tls::client_config(None)?,
         };
+        if h2 {
+            let mut with_alpn = (*config).clone();
+            with_alpn.alpn_protocols = vec![b"h2".to_vec()];
+            config = Arc::new(with_alpn);
+        }
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| Error::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let connector = tokio_rustls::TlsConnector::from(config);
@@ -264,6 +292,7 @@ impl Connector {
         tcp: TcpStream,
         handshake: &ClientHandshake,
         _host: &str,
+        _h2: bool,
     ) -> Result<ClientStream, Error> {
         if handshake.is_secure() {
             return Err(Error::Tls(std::io::Error::new(

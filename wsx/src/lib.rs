@@ -49,6 +49,8 @@ mod split;
 mod stream;
 mod websocket;
 
+#[cfg(feature = "http2")]
+mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 #[cfg(feature = "rustls")]
@@ -58,6 +60,8 @@ pub use crate::accept::{accept, is_upgrade_request, Acceptor, Answer, Incoming, 
 pub use crate::config::Config;
 pub use crate::connect::{connect, Connector};
 pub use crate::error::{Error, Timeout};
+#[cfg(feature = "http2")]
+pub use crate::http2::Http2Connection;
 pub use crate::proxy::Proxy;
 pub use crate::split::{ReadHalf, WriteHalf};
 pub use crate::stream::ClientStream;

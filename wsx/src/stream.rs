@@ -37,6 +37,16 @@ impl ClientStream {
         !matches!(self.inner, Inner::Plain(_))
     }
 
+    /// The protocol the TLS handshake agreed on by ALPN (`h2`), if any.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Plain(_) => None,
+            #[cfg(feature = "rustls")]
+            Inner::Tls(tls) => tls.get_ref().1.alpn_protocol(),
+        }
+    }
+
     /// The TCP connection underneath (for addresses and socket options).
     pub fn tcp(&self) -> &TcpStream {
         match &self.inner {

@@ -215,6 +215,41 @@ impl ClientHandshake {
         super::write_request(&self.request, dst);
     }
 
+    /// The same request as an HTTP/2 extended CONNECT (RFC 8441 §4): method CONNECT, the full
+    /// URI (`:scheme`, `:authority`, `:path`), HTTP/2, and the headers without those HTTP/2
+    /// forbids or RFC 8441 drops (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`). The
+    /// caller adds `:protocol = websocket` (hyper: the `hyper::ext::Protocol` extension);
+    /// [`ClientHandshake::verify`] checks the answer.
+    ///
+    /// ```
+    /// use wsx_proto::{ClientRequest, Key};
+    /// let handshake = ClientRequest::new("wss://example.com/chat?room=1")
+    ///     .subprotocols(["chat"])
+    ///     .build(Key::random())
+    ///     .unwrap();
+    /// let request = handshake.extended_connect_request();
+    /// assert_eq!(request.method(), http::Method::CONNECT);
+    /// assert_eq!(request.uri(), "https://example.com/chat?room=1");
+    /// assert!(request.headers().get("sec-websocket-key").is_none());
+    /// assert_eq!(request.headers()["sec-websocket-version"], "13");
+    /// ```
+    pub fn extended_connect_request(&self) -> Request<()> {
+        let scheme = if self.secure { "https" } else { "http" };
+        let authority = &self.request.headers()[header::HOST];
+        let authority = String::from_utf8_lossy(authority.as_bytes());
+        let uri = format!("{scheme}://{authority}{}", self.request.uri());
+        let mut request = Request::new(());
+        *request.method_mut() = http::Method::CONNECT;
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.uri_mut() = uri.parse().expect("made of a valid authority and path");
+        let mut headers = self.request.headers().clone();
+        for name in [header::HOST, header::UPGRADE, header::CONNECTION, header::SEC_WEBSOCKET_KEY] {
+            headers.remove(name);
+        }
+        *request.headers_mut() = headers;
+        request
+    }
+
     /// The host to connect to (IPv6 addresses in brackets, as in the URL).
     pub fn host(&self) -> &str {
         &self.host
@@ -249,13 +284,21 @@ impl ClientHandshake {
 
     /// Checks a parsed response against RFC 6455 §4.1 (items 1-6 of "the client MUST ...").
     /// `body` is what arrived after the head, kept in the error if the status is not 101.
+    /// A response over HTTP/2 answers an [extended CONNECT](Self::extended_connect_request)
+    /// (RFC 8441 §5): a 2xx status, no `Upgrade`/`Connection`/`Sec-WebSocket-Accept`.
     pub fn verify(
         &self,
         response: &Response<()>,
         body: Bytes,
     ) -> Result<Negotiated, HandshakeError> {
         let headers = response.headers();
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let h2 = response.version() == http::Version::HTTP_2;
+        let accepted = if h2 {
+            response.status().is_success()
+        } else {
+            response.status() == StatusCode::SWITCHING_PROTOCOLS
+        };
+        if !accepted {
             return Err(HandshakeError::Status {
                 status: response.status(),
                 headers: Box::new(headers.clone()),
@@ -263,18 +306,20 @@ impl ClientHandshake {
             });
         }
         let bad = |why: &str| HandshakeError::InvalidResponse(why.to_string());
-        if !has_token(headers, &header::UPGRADE, "websocket") {
-            return Err(bad("Upgrade header must be 'websocket'"));
-        }
-        if !has_token(headers, &header::CONNECTION, "upgrade") {
-            return Err(bad("Connection header must contain 'Upgrade'"));
-        }
-        let mut accepts = headers.get_all(header::SEC_WEBSOCKET_ACCEPT).iter();
-        match (accepts.next(), accepts.next()) {
-            (Some(v), None) if v.as_bytes() == self.accept.as_bytes() => {}
-            (None, _) => return Err(bad("missing Sec-WebSocket-Accept header")),
-            (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Accept header repeated")),
-            (Some(_), None) => return Err(HandshakeError::AcceptMismatch),
+        if !h2 {
+            if !has_token(headers, &header::UPGRADE, "websocket") {
+                return Err(bad("Upgrade header must be 'websocket'"));
+            }
+            if !has_token(headers, &header::CONNECTION, "upgrade") {
+                return Err(bad("Connection header must contain 'Upgrade'"));
+            }
+            let mut accepts = headers.get_all(header::SEC_WEBSOCKET_ACCEPT).iter();
+            match (accepts.next(), accepts.next()) {
+                (Some(v), None) if v.as_bytes() == self.accept.as_bytes() => {}
+                (None, _) => return Err(bad("missing Sec-WebSocket-Accept header")),
+                (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Accept header repeated")),
+                (Some(_), None) => return Err(HandshakeError::AcceptMismatch),
+            }
         }
         let mut extensions = Vec::new();
         let mut deflate = None;

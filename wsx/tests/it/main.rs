@@ -5,6 +5,8 @@ mod connecting;
 mod deflate;
 mod echo;
 mod handshake;
+#[cfg(feature = "http2")]
+mod http2;
 mod hyper;
 mod keepalive;
 mod proxy;
