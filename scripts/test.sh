@@ -108,8 +108,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 target/interop-venv/bin/python bench/soak.py --ci --duration 120 --warmup 60 \
   --max-rss-slope-kib-per-min 2048 --max-failures 5
 
-step "conformance: the Autobahn Testsuite, server and client, all 517 cases"
+step "conformance: the Autobahn Testsuite, server and client, all 517 cases, over HTTP/1.1 and over HTTP/2 (RFC 8441, through HAProxy)"
 # (installs the repository's own Python 3 port of the fuzzer on first use: interop/autobahn/setup.sh)
-scripts/autobahn.sh
+if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then
+  PATH="$PATH:/usr/sbin" scripts/autobahn.sh
+else
+  missing haproxy "apt-get install haproxy"
+  AUTOBAHN_ONLY=h1 scripts/autobahn.sh
+fi
 
 step "all tests passed"

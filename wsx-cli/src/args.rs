@@ -155,6 +155,13 @@ pub(crate) struct BenchArgs {
     /// Print the final result as one JSON object on stdout (for scripts).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Echo mode: open the WebSockets over HTTP/2 (RFC 8441), --connections of them spread over
+    /// --http2-connections HTTP/2 connections.
+    #[arg(long)]
+    pub(crate) http2: bool,
+    /// HTTP/2 connections that carry the WebSockets (--http2).
+    #[arg(long, default_value_t = 1, value_name = "M", requires = "http2")]
+    pub(crate) http2_connections: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use wsx::{CloseCode, Config, Connector, DeflateConfig, Limits, Message};
 
@@ -186,6 +187,9 @@ fn check(args: &BenchArgs) -> anyhow::Result<()> {
     if args.mode != BenchMode::Room && !args.also.is_empty() {
         bail!("--also is for --mode room");
     }
+    if args.http2 && (args.mode != BenchMode::Echo || args.http2_connections == 0) {
+        bail!("--http2 is for --mode echo, over at least one HTTP/2 connection");
+    }
     Ok(())
 }
 
@@ -215,6 +219,30 @@ async fn start_echo(
     } else {
         Message::Binary(Bytes::from(vec![0x5a; args.size]))
     };
+    let mut workers = JoinSet::new();
+    if args.http2 {
+        let m = args.http2_connections;
+        eprintln!(
+            "opening {} WebSockets over {m} HTTP/2 connections to {} ...",
+            args.connections, args.url
+        );
+        let mut h2 = Vec::with_capacity(m);
+        for _ in 0..m {
+            let connection = connector.connect_http2(&args.url).await;
+            h2.push(
+                connection
+                    .with_context(|| format!("cannot connect to {} over HTTP/2", args.url))?,
+            );
+        }
+        for i in 0..args.connections {
+            let (ws, _) = h2[i % m]
+                .open(&args.url)
+                .await
+                .with_context(|| format!("cannot open a WebSocket to {} over HTTP/2", args.url))?;
+            spawn_echo(&mut workers, ws, &payload, args.in_flight, shared);
+        }
+        return Ok(workers);
+    }
     eprintln!("opening {} connections to {} ...", args.connections, args.url);
     let mut sockets = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -224,19 +252,29 @@ async fn start_echo(
             .with_context(|| format!("cannot connect to {}", args.url))?;
         sockets.push(ws);
     }
-    let mut workers = JoinSet::new();
     for ws in sockets {
-        let (shared, payload, k) = (shared.clone(), payload.clone(), args.in_flight);
-        workers.spawn(async move {
-            match echo_worker(ws, payload, k, &shared).await {
-                Ok(local) => shared.merge(&local),
-                Err(_) => {
-                    shared.errors.fetch_add(1, Relaxed);
-                }
-            }
-        });
+        spawn_echo(&mut workers, ws, &payload, args.in_flight, shared);
     }
     Ok(workers)
+}
+
+/// Starts an echo worker on `ws`.
+fn spawn_echo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    workers: &mut JoinSet<()>,
+    ws: wsx::WebSocket<S>,
+    payload: &Message,
+    in_flight: usize,
+    shared: &Arc<Shared>,
+) {
+    let (shared, payload) = (shared.clone(), payload.clone());
+    workers.spawn(async move {
+        match echo_worker(ws, payload, in_flight, &shared).await {
+            Ok(local) => shared.merge(&local),
+            Err(_) => {
+                shared.errors.fetch_add(1, Relaxed);
+            }
+        }
+    });
 }
 
 /// Room mode: opens every member's connection (spread over URL and --also), then starts one
@@ -391,8 +429,8 @@ fn print_table(args: &BenchArgs, outcome: &Outcome) {
     println!("{:<22} {}", "errors", outcome.errors);
 }
 
-async fn echo_worker(
-    mut ws: wsx::WebSocket<wsx::ClientStream>,
+async fn echo_worker<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: wsx::WebSocket<S>,
     payload: Message,
     in_flight: usize,
     shared: &Shared,
