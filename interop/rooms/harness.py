@@ -243,6 +243,7 @@ class RedisCluster:
         self.ports = [port() for _ in range(masters)]
         self.buses = [port() for _ in range(masters)]
         self.procs = []
+        self.argvs = []
         self.url = ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
 
     async def start(self):
@@ -253,6 +254,7 @@ class RedisCluster:
                     "--cluster-enabled", "yes", "--cluster-port", str(bus),
                     "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
                     "--dir", d]
+            self.argvs.append(argv)
             self.procs.append(Proc(self.env, f"redis-cluster-{port}", argv))
         deadline = time.monotonic() + 10
         for port, proc in zip(self.ports, self.procs):
@@ -280,6 +282,23 @@ class RedisCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Redis Cluster is not ok within 20 s: {states}")
             await asyncio.sleep(0.1)
+
+    async def kill(self, port):
+        """SIGKILL to the master on `port`: its data is gone (no persistence)."""
+        await self.procs[self.ports.index(port)].stop(signal.SIGKILL)
+
+    async def restart(self, port, timeout=30.0):
+        """The master on `port` again, empty, with its nodes.conf (so the same node id and
+        slots); waits (bounded) until every master says cluster_state:ok. Whether it did."""
+        i = self.ports.index(port)
+        self.procs[i] = Proc(self.env, f"redis-cluster-{port}", self.argvs[i])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [await self.cli(p, "cluster", "info", timeout=2) for p in self.ports]
+            if all("cluster_state:ok" in out for _, out, _ in states):
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     @staticmethod
     def cli_path():
@@ -328,12 +347,12 @@ class RedisCluster:
 class Node:
     """A `wsx serve` node on a free port."""
 
-    def __init__(self, env, name, redis=None, extra=()):
+    def __init__(self, env, name, redis=None, extra=(), log="error"):
         self.env = env
         self.name = name
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
-        argv = [env.wsx, "serve", "--listen", self.addr, "--node", name, "--log", "error"]
+        argv = [env.wsx, "serve", "--listen", self.addr, "--node", name, "--log", log]
         if redis is not None:
             argv += ["--redis", redis.url]
         argv += list(extra)
@@ -444,8 +463,8 @@ class Env:
     async def redis_cluster(self, masters=3):
         return await RedisCluster(self, masters).start()
 
-    async def node(self, name, redis=None, extra=()):
-        n = Node(self, name, redis, extra)
+    async def node(self, name, redis=None, extra=(), log="error"):
+        n = Node(self, name, redis, extra, log)
         await n.start()
         self.nodes.append(n)
         return n
