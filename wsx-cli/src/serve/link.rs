@@ -97,11 +97,17 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// Subscribes to `channels` (sharded on a cluster).
+    /// Subscribes to `channels` (sharded on a cluster: one SSUBSCRIBE per channel, since one
+    /// command may only name channels of one slot).
     pub(crate) async fn subscribe(&mut self, channels: Vec<String>) -> RedisResult<()> {
         match self {
             Self::One(manager) => manager.subscribe(channels).await,
-            Self::Cluster(cluster) => cluster.ssubscribe(channels).await,
+            Self::Cluster(cluster) => {
+                for channel in channels {
+                    cluster.ssubscribe(channel).await?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -327,9 +327,13 @@ pub(super) async fn admitted(
             let entry = Some((start, replay));
             Ok(Some(Box::new(Seat { membership, superchat, entry })))
         }
-        Err(why) => {
+        // (The bus has one way to fail: it is down.)
+        Err(_) => {
             state.metrics.refused(Refusal::Broker);
-            let reason = format!("cannot join {room}: {why}\n");
+            let reason = format!(
+                "cannot join {room}: the message broker (Redis) is unreachable; try again in a \
+                 moment\n"
+            );
             let mut response =
                 text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", reason);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
