@@ -82,11 +82,11 @@ else
   missing "node or openssl" "apt-get install nodejs openssl"
 fi
 
-step "rooms: superchat (history, resume, presence, chaos) with real redis-server, nginx and nodes"
+step "rooms: superchat (history, resume, presence, chaos) with real redis-server, a 3-master Redis Cluster, nginx and nodes"
 # (interop/rooms/test_rooms.py: Python websockets as a client written from docs/rooms.md; it
-# starts every server itself on free loopback ports and stops each by its pid; about 1 minute.)
+# starts every server itself on free loopback ports and stops each by its pid; about 2 minutes.)
 have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ] || [ -x "/sbin/$1" ]; }
-if have redis-server && have nginx; then
+if have redis-server && have redis-cli && have nginx; then
   venv=target/interop-venv
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
     python3 -m venv "$venv"
@@ -95,7 +95,7 @@ if have redis-server && have nginx; then
   cargo build --quiet -p wsx-cli
   timeout 600 "$venv/bin/python" interop/rooms/test_rooms.py --wsx target/debug/wsx
 else
-  missing "redis-server or nginx" "apt-get install redis-server nginx"
+  missing "redis-server, redis-cli or nginx" "apt-get install redis-server redis-tools nginx"
 fi
 
 step "soak: 1,000 connections for 2 minutes (echo, rooms, joins and leaves, slow and vanishing clients)"
