@@ -47,6 +47,7 @@ step "browser: the chat page in headless Chromium (Playwright)"
 if command -v node >/dev/null && [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -d tests/browser/node_modules/playwright-core ]; then
   cargo build --quiet -p wsx-cli
   node tests/browser/chat.mjs target/debug/wsx
+  node tests/browser/h2.mjs target/debug/wsx
 else
   missing "chromium or playwright-core" "apt-get install chromium; npm ci --prefix tests/browser"
 fi
