@@ -43,6 +43,7 @@ use crate::frame::encode::Outgoing;
 use crate::frame::OpCode;
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use crate::prepared::Prepared;
 use crate::timers::{Due, Timeout, Timers};
 use crate::utf8::Utf8Validator;
 use crate::Role;
@@ -377,6 +378,41 @@ impl Connection {
             }
             Message::Close(_) => unreachable!("handled above"),
         }
+    }
+
+    /// Queues a message prepared for many connections ([`Prepared`]): the same payload bytes
+    /// (shared, not copied) and, with permessage-deflate without context takeover, the same
+    /// compressed bytes, made once for every connection with the same settings. Otherwise the
+    /// same as [`send`](Self::send) with the message.
+    pub fn send_prepared(&mut self, prepared: &Prepared) -> Result<(), UsageError> {
+        if !self.close.may_send() {
+            return Err(UsageError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(UsageError::Fragmentation("a fragmented message is being sent"));
+        }
+        let (opcode, payload) = (prepared.opcode(), prepared.payload());
+        let shared = match &self.deflater {
+            Some(deflater) if payload.len() >= self.deflate_threshold => {
+                match deflater
+                    .shareable()
+                    .and_then(|(level, bits)| prepared.compressed(level, bits))
+                {
+                    Some(compressed) => Some(compressed),
+                    // A deflater with context, or other settings: this connection's own.
+                    None => {
+                        self.push_data(opcode, payload.clone());
+                        return Ok(());
+                    }
+                }
+            }
+            _ => None,
+        };
+        match shared {
+            Some(compressed) => self.push_frame(true, true, opcode, compressed),
+            None => self.push_frame(true, false, opcode, payload.clone()),
+        }
+        Ok(())
     }
 
     /// Queues one fragment of a message that is sent in pieces (RFC 6455 §5.4).

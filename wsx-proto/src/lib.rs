@@ -47,6 +47,7 @@ mod error;
 mod frame;
 mod handshake;
 mod message;
+mod prepared;
 mod timers;
 mod utf8;
 
@@ -66,6 +67,7 @@ pub use crate::handshake::{
     ClientRequest, Extension, Key, Negotiated, Parsed, Upgrade,
 };
 pub use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use crate::prepared::Prepared;
 pub use crate::timers::Timeout;
 
 /// The repository README's examples, compiled and run as doctests.

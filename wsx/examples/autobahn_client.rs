@@ -30,7 +30,7 @@ impl Open for Connector {
 impl Open for wsx::Http2Connection {
     type Stream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
     async fn open(&self, url: &str) -> Result<WebSocket<Self::Stream>, wsx::Error> {
-        Ok(wsx::Http2Connection::open(self, url).await?.0)
+        Ok(Self::open(self, url).await?.0)
     }
 }
 

@@ -68,7 +68,7 @@ pub use crate::stream::ClientStream;
 pub use crate::websocket::WebSocket;
 pub use wsx_proto::{
     Accept, CloseCode, CloseFrame, CloseState, DeflateConfig, HandshakeError, Limits, Message,
-    Negotiated, OpCode, ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
+    Negotiated, OpCode, Prepared, ProtocolError, Role, Upgrade, UsageError, Utf8Bytes,
 };
 
 /// The sans-IO kit underneath: the whole [`wsx_proto`] crate (handshake parsing and writing,

@@ -187,6 +187,19 @@ where
         self.start_send_inner(message)
     }
 
+    /// Queues a message prepared once for many connections (a room's members): its payload,
+    /// and with permessage-deflate without context takeover its compressed payload, are shared
+    /// rather than made again for this connection ([`Prepared`](wsx_proto::Prepared)). Waits
+    /// first if the write buffer is full; [`flush`](Self::flush) writes it.
+    pub async fn feed_prepared(&mut self, prepared: &wsx_proto::Prepared) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        if self.finished {
+            return Err(Error::Closed);
+        }
+        self.conn.send_prepared(prepared)?;
+        Ok(())
+    }
+
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await

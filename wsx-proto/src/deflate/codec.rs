@@ -31,6 +31,12 @@ impl Deflater {
         (window_bits >= 9).then_some(Self { state: None, level, window_bits, no_context_takeover })
     }
 
+    /// The level and window of a deflater that starts afresh for every message (no context
+    /// takeover): its output for a message depends on nothing else, so it can be shared.
+    pub(crate) fn shareable(&self) -> Option<(u32, u8)> {
+        self.no_context_takeover.then_some((self.level, self.window_bits))
+    }
+
     /// Compresses `input`, the next part of a message, onto `out`. `last`: the message ends
     /// here, so the sync-flush trailer is removed and, without context takeover, the state is
     /// freed.

@@ -8,6 +8,7 @@ use crate::*;
 
 mod attacks;
 mod limits;
+mod prepared;
 mod timers;
 
 /// A client and a server `Connection` wired together in memory.
