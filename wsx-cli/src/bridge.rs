@@ -44,7 +44,7 @@ async fn serve<D: Dial>(args: BridgeArgs, dialer: D) -> anyhow::Result<ExitCode>
     // The first line on stdout, for scripts (and tests) that listen on port 0.
     println!("wsx bridge: listening on tcp://{addr}/, each connection carried to {}", args.url);
     let (dialer, url): (Arc<D>, Arc<str>) = (Arc::new(dialer), args.url.into());
-    let stop = stop_signal();
+    let stop = crate::signal::sigint_or_sigterm();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -86,20 +86,4 @@ async fn carry<D: Dial>(tcp: TcpStream, peer: SocketAddr, dialer: Arc<D>, url: A
     ends.finish(GRACE).await;
     let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
     info!(%peer, close_code = %code, "TCP connection carried to its end");
-}
-
-/// SIGINT or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -12,6 +12,7 @@ mod jwt;
 mod net;
 mod pipe;
 mod serve;
+mod signal;
 mod token;
 
 use std::process::ExitCode;

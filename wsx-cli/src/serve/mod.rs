@@ -272,7 +272,7 @@ async fn accept_until_signal(
     state: &Arc<State>,
     alive: &mpsc::Sender<()>,
 ) {
-    let signal = shutdown_signal();
+    let signal = crate::signal::sigint_or_sigterm();
     tokio::pin!(signal);
     loop {
         let failed = tokio::select! {
@@ -379,21 +379,6 @@ async fn http2_preface(tcp: &tokio::net::TcpStream) -> bool {
             Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Closes every connection with 1001 and waits (up to --shutdown-timeout and a second) until
