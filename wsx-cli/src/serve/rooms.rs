@@ -310,8 +310,12 @@ impl Membership {
                 if !bus.is_up() {
                     return Err(BrokerDown);
                 }
+                // Without the subscription, what is published after the replay's read could be
+                // missed: better refused (and retried) than a silent gap.
                 let ready = self.subscribed.wait_for(|s| *s);
-                let _ = tokio::time::timeout(SUBSCRIBE_WAIT, ready).await;
+                if !matches!(tokio::time::timeout(SUBSCRIBE_WAIT, ready).await, Ok(Ok(_))) {
+                    return Err(BrokerDown);
+                }
                 let mut replay = bus.join(&self.name, &self.member, start).await?;
                 if let Some(ttl) = self.rooms.history.ttl_ms() {
                     let now = now_ms();
