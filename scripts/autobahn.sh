@@ -83,6 +83,8 @@ frontend fuzz
   bind 127.0.0.1:$1 ${3:+proto $3}
   default_backend testee
 backend testee
+  # The fuzzing server checks that Host names its own port (a proxy in front rewrites it).
+  http-request set-header host 127.0.0.1:$2
   server testee 127.0.0.1:$2 ${4:+proto $4}
 CFG
   haproxy -f "$cfg" -db >>"$reports/haproxy.log" 2>&1 &

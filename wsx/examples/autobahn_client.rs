@@ -91,7 +91,13 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocket<S>) {
                 }
             }
             Ok(_) => {}
-            Err(_) => break, // the library already sent the right Close
+            Err(_) => {
+                // The library already sent the right Close; a client then waits for the server
+                // to end the connection (RFC 6455 §7.1.1; bounded by the close timer). Over
+                // HTTP/2 that also ends the stream cleanly instead of resetting it.
+                while ws.recv().await.is_some() {}
+                break;
+            }
         }
     }
 }
