@@ -408,9 +408,10 @@ impl Connection {
             }
             _ => None,
         };
+        let mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
         match shared {
-            Some(compressed) => self.push_frame(true, true, opcode, compressed),
-            None => self.push_frame(true, false, opcode, payload.clone()),
+            Some(compressed) => self.outgoing.push_shared(true, true, opcode, mask, compressed),
+            None => self.outgoing.push_shared(true, false, opcode, mask, payload),
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ impl Prepared {
     /// The payload compressed with `level` and `window_bits`, without context takeover: made
     /// once (by the first caller) for every connection with these settings; `None` when this
     /// message was compressed for other settings.
-    pub(crate) fn compressed(&self, level: u32, window_bits: u8) -> Option<Bytes> {
+    pub(crate) fn compressed(&self, level: u32, window_bits: u8) -> Option<&Bytes> {
         let (l, w, bytes) = self.0.compressed.get_or_init(|| {
             let mut deflater = Deflater::new(level, window_bits, true)
                 .expect("a connection's deflater has a window zlib honours");
@@ -84,6 +84,6 @@ impl Prepared {
             deflater.compress(&self.0.payload, &mut out, true);
             (level, window_bits, Bytes::from(out))
         });
-        (*l == level && *w == window_bits).then(|| bytes.clone())
+        (*l == level && *w == window_bits).then_some(bytes)
     }
 }

@@ -121,9 +121,9 @@ impl Posted {
     }
 
     /// The message as its author sent it, prepared once for every member that relays it.
-    pub(crate) fn relayed(&self) -> Prepared {
+    pub(crate) fn relayed(&self) -> &Prepared {
         let prepare = || Prepared::new(self.message.clone()).expect("rooms carry data messages");
-        self.relayed.get_or_init(prepare).clone()
+        self.relayed.get_or_init(prepare)
     }
 }
 

@@ -3,6 +3,7 @@
 //! TCP connection (--tcp-forward, through `pipe.rs`), over whichever stream it came on (a hyper
 //! upgrade, or the TCP, TLS or Unix stream itself).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -371,8 +372,8 @@ async fn chat<S: Stream>(
             () = expired(&mut expiry) => return expire(ws, state).await,
             item = member.receiver.recv() => match item {
                 Ok(event) => {
-                    let Some(message) = to_member(member, superchat, event) else { continue };
-                    if let Err(code) = deliver(ws, message, state).await {
+                    let Some(message) = to_member(member, superchat, &event) else { continue };
+                    if let Err(code) = deliver(ws, &message, state).await {
                         return code;
                     }
                 }
@@ -415,15 +416,23 @@ async fn welcome<S: Stream>(
 
 /// What a room event means to this member, if anything: the message (as it was sent, or its
 /// superchat frame), others coming and going (superchat), its own message refused by the bus.
-fn to_member(member: &Membership, superchat: bool, event: Event) -> Option<Prepared> {
-    let prepared = |message| Prepared::new(message).expect("a text message");
-    match &event {
-        Event::Posted(posted) if member.is_new(posted) => {
-            Some(if superchat { superchat::posted(posted) } else { posted.relayed() })
-        }
+/// (A room's message is borrowed: every member shares it, not even a reference count is
+/// touched per member.)
+fn to_member<'e>(
+    member: &Membership,
+    superchat: bool,
+    event: &'e Event,
+) -> Option<Cow<'e, Prepared>> {
+    let prepared = |message| Cow::Owned(Prepared::new(message).expect("a text message"));
+    match event {
+        Event::Posted(posted) if member.is_new(posted) => Some(Cow::Borrowed(if superchat {
+            superchat::posted(posted)
+        } else {
+            posted.relayed()
+        })),
         Event::Posted(_) => None,
         Event::Joined(m) | Event::Left(m) if superchat && m.id != member.member.id => {
-            superchat::presence(&event).map(prepared)
+            superchat::presence(event).map(prepared)
         }
         Event::Joined(_) | Event::Left(_) => None,
         Event::Refused(id) if *id == member.member.id => {
@@ -436,11 +445,11 @@ fn to_member(member: &Membership, superchat: bool, event: Event) -> Option<Prepa
 /// Queues a room message for this member; `Err` ends the session.
 async fn deliver<S: Stream>(
     ws: &mut Ws<S>,
-    message: Prepared,
+    message: &Prepared,
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
     let len = message.len();
-    match tokio::time::timeout(state.args.slow_timeout, ws.feed_prepared(&message)).await {
+    match tokio::time::timeout(state.args.slow_timeout, ws.feed_prepared(message)).await {
         Ok(Ok(())) => {
             state.metrics.sent(len);
             Ok(())
@@ -456,7 +465,7 @@ async fn deliver_message<S: Stream>(
     message: Message,
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
-    deliver(ws, Prepared::new(message).expect("a data message"), state).await
+    deliver(ws, &Prepared::new(message).expect("a data message"), state).await
 }
 
 /// What a member's message meets on its way into the room: the room limits, the token's right

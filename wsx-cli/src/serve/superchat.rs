@@ -128,24 +128,21 @@ pub(crate) fn resumed(start: &Start, replay: &Replay) -> Option<Resume> {
 }
 
 /// A room message's frame, made (and compressed) once however many members receive it.
-pub(crate) fn posted(posted: &Posted) -> Prepared {
-    posted
-        .frame
-        .get_or_init(|| {
-            let mut frame = json!({
-                "type": "message",
-                "epoch": &*posted.epoch,
-                "offset": posted.offset,
-            });
-            match &posted.message {
-                Message::Binary(bytes) => {
-                    frame["binary"] = base64::engine::general_purpose::STANDARD.encode(bytes).into()
-                }
-                other => frame["text"] = other.as_text().unwrap_or_default().into(),
+pub(crate) fn posted(posted: &Posted) -> &Prepared {
+    posted.frame.get_or_init(|| {
+        let mut frame = json!({
+            "type": "message",
+            "epoch": &*posted.epoch,
+            "offset": posted.offset,
+        });
+        match &posted.message {
+            Message::Binary(bytes) => {
+                frame["binary"] = base64::engine::general_purpose::STANDARD.encode(bytes).into()
             }
-            Prepared::new(Message::text(frame.to_string())).expect("a text message")
-        })
-        .clone()
+            other => frame["text"] = other.as_text().unwrap_or_default().into(),
+        }
+        Prepared::new(Message::text(frame.to_string())).expect("a text message")
+    })
 }
 
 /// A presence event's frame (`join` or `leave`), for an [`Event::Joined`] or [`Event::Left`].
@@ -223,7 +220,7 @@ mod tests {
         let w = json(&welcome("r", &member, &after("e1", 5), &live));
         assert_eq!((w["recovered"].as_bool(), w["first"].as_u64()), (Some(true), Some(6)));
 
-        let frame = |p: Prepared| serde_json::from_slice::<Value>(p.payload()).unwrap();
+        let frame = |p: &Prepared| serde_json::from_slice::<Value>(p.payload()).unwrap();
         let p = frame(super::posted(&posted[0]));
         assert_eq!(p, serde_json::json!({"type":"message","epoch":"e1","offset":4,"text":"m4"}));
         let binary = Posted::new("e1".into(), 9, Message::binary(vec![0u8, 1, 2, 255]), 0);

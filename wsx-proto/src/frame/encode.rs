@@ -66,6 +66,31 @@ impl Outgoing {
         }
     }
 
+    /// Encodes one frame whose payload is shared with others (a prepared message): the same as
+    /// [`push`](Self::push), but a payload that is copied is read where it is, without taking a
+    /// reference to it (an atomic operation on a count that every receiver shares).
+    pub(crate) fn push_shared(
+        &mut self,
+        fin: bool,
+        rsv1: bool,
+        opcode: OpCode,
+        mask: Option<[u8; 4]>,
+        payload: &Bytes,
+    ) {
+        if mask.is_none() && payload.len() >= ZERO_COPY_MIN {
+            return self.push(fin, rsv1, opcode, mask, payload.clone());
+        }
+        let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
+        self.len += header.encoded_len() + payload.len();
+        self.pending.reserve(header.encoded_len() + payload.len());
+        header.encode(&mut self.pending);
+        let start = self.pending.len();
+        self.pending.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(key, &mut self.pending[start..]);
+        }
+    }
+
     /// The next chunk of bytes to write, oldest first, taken out of the queue.
     pub(crate) fn next(&mut self) -> Option<Bytes> {
         let chunk = match self.ready.pop_front() {
