@@ -103,11 +103,19 @@ async fn a_stalled_websocket_does_not_stall_its_neighbours() {
     // Never read: the server's 4 MiB wait on this stream's flow-control window.
     let (stalled, _) = h2.open(&format!("{base}/flood")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (mut neighbour, _) = h2.open(&format!("{base}/echo")).await.unwrap();
-    for i in 0..50 {
-        neighbour.send(Message::text(format!("{i}"))).await.unwrap();
-        let echoed = within("a neighbour's echo", neighbour.recv()).await.unwrap().unwrap();
-        assert_eq!(echoed, Message::text(format!("{i}")));
+    // 99 neighbours on the same connection, each echoing 20 messages, all the while.
+    let mut neighbours = Vec::new();
+    for _ in 0..99 {
+        neighbours.push(h2.open(&format!("{base}/echo")).await.unwrap().0);
+    }
+    for i in 0..20 {
+        for ws in &mut neighbours {
+            ws.send(Message::text(format!("{i}"))).await.unwrap();
+        }
+        for ws in &mut neighbours {
+            let echoed = within("a neighbour's echo", ws.recv()).await.unwrap().unwrap();
+            assert_eq!(echoed, Message::text(format!("{i}")));
+        }
     }
     drop(stalled);
 }
