@@ -13,7 +13,10 @@ without writing BENCHMARKS.md: for iterating on one number.
 Scenarios (as in the issue): a 100 x 16 B, 1 in flight; b 10 x 64 KiB; c 1 x 16 MiB;
 p 100 x 16 B, 16 in flight; d handshakes/s (10 workers); f the same with every server's accept
 loop on a runtime worker (as wsx serve's is); e server memory per idle connection
-(RSS delta with N connections open). Prints medians, ratio to the best peer and to the floor.
+(RSS delta with N connections open); A, P, D: a and p with 512 connections, and d, with the
+server pinned to core 0 and the load generator to core 1 (taskset), so that the server is the
+bottleneck. Prints medians, ratio to the best peer and to the floor, and a second table of the
+server's CPU (user + system, from /proc) per message or handshake.
 """
 import argparse
 import os
@@ -46,7 +49,15 @@ SCENARIOS = {
     "p: 100 conn x 16 B, 16 in flight": ["-c", "100", "-s", "16", "-k", "16"],
     "d: handshakes/s (10 workers)": ["--mode", "handshake", "-c", "10"],
     "f: d with every accept loop on a worker": ["--mode", "handshake", "-c", "10"],
+    # The server pinned to core 0, the load generator to core 1 (`taskset`), 512 connections:
+    # the server is the bottleneck, so its CPU per message (or handshake) decides the rate.
+    "A: a, 512 conn, server on 1 core": ["-c", "512", "-s", "16", "-k", "1"],
+    "P: p, 512 conn, server on 1 core": ["-c", "512", "-s", "16", "-k", "16"],
+    "D: d, server on 1 core": ["--mode", "handshake", "-c", "10"],
 }
+# Scenarios run with the server and the load generator on one core each.
+PINNED = {"A", "P", "D"}
+ALL = "abcdpfeAPD"
 # Scenarios whose peer servers run their accept loop on a runtime worker, as wsx serve does,
 # instead of in `#[tokio::main]`'s thread as the libraries' examples do (from there, every
 # accepted connection costs a worker wake-up: about 15 % of any server's handshake rate).
@@ -61,10 +72,11 @@ def free_port():
     return port
 
 
-def start(name, accept_on_worker=False):
+def start(name, accept_on_worker=False, pinned=False):
     port = free_port()
     env = dict(os.environ, BENCH_ACCEPT_ON_WORKER="1" if accept_on_worker else "0")
-    proc = subprocess.Popen(SERVERS[name](port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    cmd = (["taskset", "-c", "0"] if pinned else []) + SERVERS[name](port)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -92,12 +104,31 @@ def rss_kib(pid):
     return 0
 
 
-def bench(port, args, seconds):
-    cmd = [WSX, "bench", f"ws://127.0.0.1:{port}/echo", "-d", f"{seconds}s", "--warmup", "500ms", "--json", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
+def cpu_seconds(pid):
+    """User + system CPU time of `pid` (and its threads) so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench(port, args, seconds, server_pid, pinned=False):
+    """One measurement: the load generator's result, with "cpu_us" added: the server's CPU
+    time (user + system) per operation over the middle of the measured seconds."""
+    cmd = (["taskset", "-c", "1"] if pinned else []) + [
+        WSX, "bench", f"ws://127.0.0.1:{port}/echo", "-d", f"{seconds}s", "--warmup", "500ms", "--json", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Connections open and warm-up done by then; sampled inside the measured window.
+    time.sleep(0.5 + 0.3 + seconds * 0.1)
+    before, t0 = cpu_seconds(server_pid), time.monotonic()
+    time.sleep(seconds * 0.7)
+    after, t1 = cpu_seconds(server_pid), time.monotonic()
+    out, _ = proc.communicate(timeout=120)
+    if proc.returncode != 0:
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
+    if result["rate"]:
+        result["cpu_us"] = (after - before) / (t1 - t0) / result["rate"] * 1e6
+    return result
 
 
 def idle_memory(name, n):
@@ -137,15 +168,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=2)
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    ap.add_argument("--only", default="abcdpfe", help="scenario letters to run (no BENCHMARKS.md)")
+    ap.add_argument("--only", default=ALL, help="scenario letters to run (no BENCHMARKS.md)")
     opts = ap.parse_args()
-    unknown = set(opts.only) - set("abcdpfe")
+    unknown = set(opts.only) - set(ALL)
     if unknown:
-        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of abcdpfe")
-    partial = set(opts.only) != set("abcdpfe")
+        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of {ALL}")
+    partial = set(opts.only) != set(ALL)
     build()
     scenarios = {s: a for s, a in SCENARIOS.items() if s[0] in opts.only}
     results = {s: {n: [] for n in SERVERS} for s in scenarios}
+    cpu = {s: {n: [] for n in SERVERS} for s in scenarios}
     started = time.time()
     for run in range(opts.runs):
         for scenario, args in scenarios.items():
@@ -153,15 +185,18 @@ def main():
             # in each run, so that a drift in the machine's speed favours no one position
             names = list(SERVERS)
             for name in names[run % len(names):] + names[:run % len(names)]:
-                proc, port = start(name, scenario[0] in ACCEPT_ON_WORKER)
+                pinned = scenario[0] in PINNED
+                proc, port = start(name, scenario[0] in ACCEPT_ON_WORKER, pinned)
                 try:
-                    r = bench(port, args, opts.seconds)
+                    r = bench(port, args, opts.seconds, proc.pid, pinned)
                 finally:
                     stop(proc)
                 value = r["rate"] if r and r["errors"] == 0 else None
                 results[scenario][name].append(value)
-                print(f"run {run + 1}/{opts.runs}  {scenario:<36} {name:<18} "
-                      f"{'failed' if value is None else f'{value:,.0f}/s'}", file=sys.stderr, flush=True)
+                cpu[scenario][name].append(r.get("cpu_us") if value else None)
+                shown = "failed" if value is None else f"{value:,.0f}/s, {r.get('cpu_us', 0):.2f} µs CPU"
+                print(f"run {run + 1}/{opts.runs}  {scenario:<36} {name:<18} {shown}",
+                      file=sys.stderr, flush=True)
     memory = {}
     for name in SERVERS if "e" in opts.only else []:
         memory[name] = idle_memory(name, opts.idle)
@@ -200,6 +235,21 @@ def main():
         cells.append(f"{memory['wsx'] / floor:.2f}" if memory["wsx"] and floor else "-")
         cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
+    # The server's CPU per message (per handshake for d, f, D): lower is better.
+    lines.append("")
+    lines.append("Server CPU (user + system) per message, or per handshake for d, f and D, in µs "
+                 "(medians; lower is better):")
+    lines.append("")
+    header = ["scenario", *SERVERS, "wsx / best peer"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for scenario in scenarios:
+        med = {n: median(cpu[scenario][n]) for n in SERVERS}
+        peers = [med[p] for p in PEER_NAMES if med[p]]
+        best = min(peers) if peers else None
+        cells = [scenario] + [f"{med[n]:.2f}" if med[n] else "-" for n in SERVERS]
+        cells.append(f"{med['wsx'] / best:.2f}" if med["wsx"] and best else "-")
+        lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
     if partial:
@@ -231,6 +281,10 @@ there every server's accept loop runs on a runtime worker, as wsx serve's does (
 the main thread, every accepted connection costs a worker wake-up); wsx is
 `wsx serve` (upgrades answered on the connection, hyper for other requests; no deflate, no keepalive). The floor answers the upgrade and
 echoes frames with the least work a valid server can do (unmask, no checks).
+A, P and D pin the server to core 0 and the load generator to core 1 (`taskset`), so that
+the server is the bottleneck and its CPU per message decides. The second table is the server's
+CPU time (user + system, from /proc, over the middle of each measurement) per message or per
+handshake.
 These are 2-core shared machines: compare ratios within one run, not absolute numbers.
 
 {table}
