@@ -37,7 +37,17 @@ step "wsx without default features (no rustls): same types, lints clean"
 cargo clippy -p wsx --no-default-features -- -D warnings
 
 step "the three crates package and build as published (cargo publish --dry-run)"
-cargo publish --workspace --dry-run --allow-dirty --quiet
+# The dry run builds our packages as if from a registry, and cargo never rebuilds a registry
+# crate of a name and version it has built before: an earlier run's wsx-proto 0.1.0 would be
+# reused, stale once the code changed. So: a target directory of its own, our three packages
+# cleaned out of it first, and no unpacked copy of them left from an earlier run.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+for crate in wsx wsx-proto wsx-cli; do
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate-$version" \
+    "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate-$version.crate"
+done
+cargo clean --quiet --target-dir target/publish -p wsx-proto -p wsx -p wsx-cli 2>/dev/null || true
+cargo publish --workspace --dry-run --allow-dirty --quiet --target-dir target/publish
 
 step "benches compile (criterion, and the peer servers of bench/run.py; no timing in CI)"
 cargo bench --workspace --all-features --no-run --quiet
