@@ -449,7 +449,10 @@ async fn deliver<S: Stream>(
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
     let len = message.len();
-    match tokio::time::timeout(state.args.slow_timeout, ws.feed_prepared(message)).await {
+    // (Sent as a message, not with `feed_prepared`: a room's compressed copy lives as long as
+    // the message in the room's history and queue, and the soak measured the server's memory
+    // growing with it; sharing the compression waits until that is bounded.)
+    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message.message())).await {
         Ok(Ok(())) => {
             state.metrics.sent(len);
             Ok(())
