@@ -4,7 +4,6 @@
 //! agrees to by default), the compressed payload is the same too, and is made once, by the
 //! first connection that needs it, for every other one with the same compression settings.
 
-use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -32,11 +31,6 @@ use crate::message::Message;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Prepared(Arc<Inner>);
-
-thread_local! {
-    /// The deflater that prepared messages are compressed with on this thread (level, window).
-    static SHARED: RefCell<Option<(u32, u8, Deflater)>> = const { RefCell::new(None) };
-}
 
 #[derive(Debug)]
 struct Inner {
@@ -91,21 +85,10 @@ impl Prepared {
     /// message was compressed for other settings.
     pub(crate) fn compressed(&self, level: u32, window_bits: u8) -> Option<&Bytes> {
         let (l, w, bytes) = self.0.compressed.get_or_init(|| {
+            let mut deflater = Deflater::new(level, window_bits, true)
+                .expect("a connection's deflater has a window zlib honours");
             let mut out = Vec::with_capacity(self.0.payload.len() / 2 + 64);
-            // One deflater per thread and settings, reset between messages: a fresh zlib
-            // state (some 300 KiB) per message, freed between the small compressed messages
-            // that rooms keep, fragments the heap (the soak measured +50 MiB of RSS).
-            SHARED.with(|shared| {
-                let mut shared = shared.borrow_mut();
-                let fits = matches!(&*shared, Some((l, w, _)) if *l == level && *w == window_bits);
-                if !fits {
-                    let deflater = Deflater::new(level, window_bits, true)
-                        .expect("a connection's deflater has a window zlib honours");
-                    *shared = Some((level, window_bits, deflater));
-                }
-                let (_, _, deflater) = shared.as_mut().expect("set above");
-                deflater.compress_reusing(&self.0.payload, &mut out);
-            });
+            deflater.compress(&self.0.payload, &mut out, true);
             // Kept as long as the message is (a room's history, its members' queues): no
             // room to spare (the compressor grows its output 16 KiB at a time).
             out.shrink_to_fit();

@@ -37,18 +37,6 @@ impl Deflater {
         self.no_context_takeover.then_some((self.level, self.window_bits))
     }
 
-    /// Compresses one whole message onto `out` as a fresh deflater would, then resets its state
-    /// for the next message instead of freeing it: for a long-lived deflater shared by many
-    /// messages (prepared messages), which then allocates its zlib state once, not per message.
-    pub(crate) fn compress_reusing(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        self.no_context_takeover = false;
-        self.compress(input, out, true);
-        if let Some(state) = &mut self.state {
-            state.reset();
-        }
-        self.no_context_takeover = true;
-    }
-
     /// Compresses `input`, the next part of a message, onto `out`. `last`: the message ends
     /// here, so the sync-flush trailer is removed and, without context takeover, the state is
     /// freed.
