@@ -4,6 +4,7 @@
 //! agrees to by default), the compressed payload is the same too, and is made once, by the
 //! first connection that needs it, for every other one with the same compression settings.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -11,6 +12,14 @@ use bytes::Bytes;
 use crate::deflate::codec::Deflater;
 use crate::frame::OpCode;
 use crate::message::Message;
+
+thread_local! {
+    /// Where prepared messages are compressed before they are copied out at their size.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer larger than this is let go after use.
+const SCRATCH_MAX: usize = 64 * 1024;
 
 /// A text or binary message prepared for many connections ([`Connection::send_prepared`]).
 /// Cheap to clone.
@@ -87,12 +96,20 @@ impl Prepared {
         let (l, w, bytes) = self.0.compressed.get_or_init(|| {
             let mut deflater = Deflater::new(level, window_bits, true)
                 .expect("a connection's deflater has a window zlib honours");
-            let mut out = Vec::with_capacity(self.0.payload.len() / 2 + 64);
-            deflater.compress(&self.0.payload, &mut out, true);
-            // Kept as long as the message is (a room's history, its members' queues): no
-            // room to spare (the compressor grows its output 16 KiB at a time).
-            out.shrink_to_fit();
-            (level, window_bits, Bytes::from(out))
+            // Compressed into this thread's scratch and kept as an exact copy: the compressed
+            // message lives as long as the message does (a room's history, its members'
+            // queues), and an output buffer grown in 16 KiB steps, even shrunk in place, left
+            // holes between those that the soak measured as +50 MiB of RSS.
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                scratch.clear();
+                deflater.compress(&self.0.payload, &mut scratch, true);
+                let compressed = Bytes::copy_from_slice(&scratch);
+                if scratch.capacity() > SCRATCH_MAX {
+                    *scratch = Vec::new();
+                }
+                (level, window_bits, compressed)
+            })
         });
         (*l == level && *w == window_bits).then_some(bytes)
     }

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 
-use wsx::Message;
+use wsx::{Message, Prepared};
 
 /// Carries rooms between nodes: a member's message is published to the bus, and reaches the
 /// members (on every node, the sender's included) only when the bus brings it back through
@@ -108,13 +108,22 @@ pub(crate) struct Posted {
     /// When it was published (milliseconds since the Unix epoch, the bus's clock), for
     /// `--history-ttl`.
     pub(crate) at_ms: u64,
-    /// The `superchat` frame, made once for every member that needs it.
-    pub(crate) frame: OnceLock<Message>,
+    /// The `superchat` frame, made (and with permessage-deflate compressed) once for every
+    /// member that needs it.
+    pub(crate) frame: OnceLock<Prepared>,
+    /// The message as sent, prepared once for every `chat` member.
+    relayed: OnceLock<Prepared>,
 }
 
 impl Posted {
     pub(crate) fn new(epoch: Arc<str>, offset: u64, message: Message, at_ms: u64) -> Self {
-        Self { epoch, offset, message, at_ms, frame: OnceLock::new() }
+        Self { epoch, offset, message, at_ms, frame: OnceLock::new(), relayed: OnceLock::new() }
+    }
+
+    /// The message as its author sent it, prepared once for every member that relays it.
+    pub(crate) fn relayed(&self) -> &Prepared {
+        let prepare = || Prepared::new(self.message.clone()).expect("rooms carry data messages");
+        self.relayed.get_or_init(prepare)
     }
 }
 

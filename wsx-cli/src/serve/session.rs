@@ -3,6 +3,7 @@
 //! TCP connection (--tcp-forward, through `pipe.rs`), over whichever stream it came on (a hyper
 //! upgrade, or the TCP, TLS or Unix stream itself).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Sleep;
 use tracing::info;
-use wsx::{CloseCode, Message, WebSocket};
+use wsx::{CloseCode, Message, Prepared, WebSocket};
 
 use super::auth::Grant;
 use super::bus::{Event, Replay, Start, Undelivered};
@@ -372,7 +373,7 @@ async fn chat<S: Stream>(
             item = member.receiver.recv() => match item {
                 Ok(event) => {
                     let Some(message) = to_member(member, superchat, &event) else { continue };
-                    if let Err(code) = deliver(ws, message, state).await {
+                    if let Err(code) = deliver(ws, &message, state).await {
                         return code;
                     }
                 }
@@ -406,7 +407,7 @@ async fn welcome<S: Stream>(
         state.metrics.resumes[resume as usize].fetch_add(1, Relaxed);
     }
     state.metrics.replayed.fetch_add(replay.posted.len() as u64, Relaxed);
-    deliver(ws, superchat::welcome(room, member, &start, &replay), state).await?;
+    deliver_message(ws, superchat::welcome(room, member, &start, &replay), state).await?;
     for posted in &replay.posted {
         deliver(ws, superchat::posted(posted), state).await?;
     }
@@ -414,20 +415,28 @@ async fn welcome<S: Stream>(
 }
 
 /// What a room event means to this member, if anything: the message (as it was sent, or its
-/// superchat frame, made once for all members), others coming and going (superchat), its own
-/// message refused by the bus.
-fn to_member(member: &Membership, superchat: bool, event: &Event) -> Option<Message> {
+/// superchat frame), others coming and going (superchat), its own message refused by the bus.
+/// (A room's message is borrowed: every member shares it, not even a reference count is
+/// touched per member.)
+fn to_member<'e>(
+    member: &Membership,
+    superchat: bool,
+    event: &'e Event,
+) -> Option<Cow<'e, Prepared>> {
+    let prepared = |message| Cow::Owned(Prepared::new(message).expect("a text message"));
     match event {
-        Event::Posted(posted) if member.is_new(posted) => {
-            Some(if superchat { superchat::posted(posted) } else { posted.message.clone() })
-        }
+        Event::Posted(posted) if member.is_new(posted) => Some(Cow::Borrowed(if superchat {
+            superchat::posted(posted)
+        } else {
+            posted.relayed()
+        })),
         Event::Posted(_) => None,
         Event::Joined(m) | Event::Left(m) if superchat && m.id != member.member.id => {
-            superchat::presence(event)
+            superchat::presence(event).map(prepared)
         }
         Event::Joined(_) | Event::Left(_) => None,
         Event::Refused(id) if *id == member.member.id => {
-            Some(undelivered_notice(superchat, &Undelivered::BrokerDown))
+            Some(prepared(undelivered_notice(superchat, &Undelivered::BrokerDown)))
         }
         Event::Refused(_) => None,
     }
@@ -436,13 +445,11 @@ fn to_member(member: &Membership, superchat: bool, event: &Event) -> Option<Mess
 /// Queues a room message for this member; `Err` ends the session.
 async fn deliver<S: Stream>(
     ws: &mut Ws<S>,
-    message: Message,
+    message: &Prepared,
     state: &State,
 ) -> Result<(), Option<CloseCode>> {
     let len = message.len();
-    // (Not `feed_prepared` with a shared compressed copy: kept as long as the message is in the
-    // room's history and queue, the soak measured the server's memory growing with it.)
-    match tokio::time::timeout(state.args.slow_timeout, ws.feed(message)).await {
+    match tokio::time::timeout(state.args.slow_timeout, ws.feed_prepared(message)).await {
         Ok(Ok(())) => {
             state.metrics.sent(len);
             Ok(())
@@ -450,6 +457,15 @@ async fn deliver<S: Stream>(
         Ok(Err(e)) => Err(e.close_code().or_else(|| peer_code(ws))),
         Err(_) => Err(slow(ws, state, "too slow: the connection did not take data").await),
     }
+}
+
+/// Queues a message of this member's own (a welcome, a notice); `Err` ends the session.
+async fn deliver_message<S: Stream>(
+    ws: &mut Ws<S>,
+    message: Message,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    deliver(ws, &Prepared::new(message).expect("a data message"), state).await
 }
 
 /// What a member's message meets on its way into the room: the room limits, the token's right
@@ -519,7 +535,7 @@ async fn dropped<S: Stream>(
     } else {
         Message::text(json!({ "system": why, "dropped": true, "reason": reason }).to_string())
     };
-    deliver(ws, notice, state).await
+    deliver_message(ws, notice, state).await
 }
 
 /// The notice to a sender whose message reached nobody (Redis down): `chat`, a JSON object
@@ -542,7 +558,7 @@ async fn publish<S: Stream>(
 ) -> Result<(), Option<CloseCode>> {
     let Err(why) = member.publish(message).await else { return Ok(()) };
     let superchat = ws.subprotocol() == Some("superchat");
-    deliver(ws, undelivered_notice(superchat, &why), state).await
+    deliver_message(ws, undelivered_notice(superchat, &why), state).await
 }
 
 /// A member that cannot keep up leaves, so that the room does not wait for it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use wsx::Message;
+use wsx::{Message, Prepared};
 
 use super::bus::{Event, Member, Posted, Replay, Start};
 use super::safepath::percent_decode;
@@ -127,9 +127,9 @@ pub(crate) fn resumed(start: &Start, replay: &Replay) -> Option<Resume> {
     })
 }
 
-/// A room message's frame, made once however many members receive it.
-pub(crate) fn posted(posted: &Posted) -> Message {
-    let frame = posted.frame.get_or_init(|| {
+/// A room message's frame, made (and compressed) once however many members receive it.
+pub(crate) fn posted(posted: &Posted) -> &Prepared {
+    posted.frame.get_or_init(|| {
         let mut frame = json!({
             "type": "message",
             "epoch": &*posted.epoch,
@@ -141,9 +141,8 @@ pub(crate) fn posted(posted: &Posted) -> Message {
             }
             other => frame["text"] = other.as_text().unwrap_or_default().into(),
         }
-        Message::text(frame.to_string())
-    });
-    frame.clone()
+        Prepared::new(Message::text(frame.to_string())).expect("a text message")
+    })
 }
 
 /// A presence event's frame (`join` or `leave`), for an [`Event::Joined`] or [`Event::Left`].
@@ -221,10 +220,11 @@ mod tests {
         let w = json(&welcome("r", &member, &after("e1", 5), &live));
         assert_eq!((w["recovered"].as_bool(), w["first"].as_u64()), (Some(true), Some(6)));
 
-        let p = json(&super::posted(&posted[0]));
+        let frame = |p: &Prepared| serde_json::from_slice::<Value>(p.payload()).unwrap();
+        let p = frame(super::posted(&posted[0]));
         assert_eq!(p, serde_json::json!({"type":"message","epoch":"e1","offset":4,"text":"m4"}));
         let binary = Posted::new("e1".into(), 9, Message::binary(vec![0u8, 1, 2, 255]), 0);
-        assert_eq!(json(&super::posted(&binary))["binary"], "AAEC/w==");
+        assert_eq!(frame(super::posted(&binary))["binary"], "AAEC/w==");
         let j = json(&presence(&Event::Joined(Arc::new(member))).unwrap());
         assert_eq!(j, serde_json::json!({"type":"join","member":"n1-1","name":"ada"}));
         assert_eq!(json(&error("rate", "slow down"))["reason"], "rate");

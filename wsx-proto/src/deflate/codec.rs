@@ -4,6 +4,8 @@
 //! Inflating is incremental and bounded: output past the message limit fails with 1009 at once,
 //! so a small "bomb" never allocates more than the limit.
 
+use std::cell::RefCell;
+
 use bytes::{BufMut, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -15,6 +17,13 @@ const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Output grows in steps of this much.
 const STEP: usize = 16 * 1024;
+
+thread_local! {
+    /// A compressor this thread lends to every message it compresses whole and without context
+    /// takeover (level, window, state), reset after each: a zlib state is some 300 KiB, and
+    /// allocating and clearing one per message costs more than the compression of a small one.
+    static SPARE: RefCell<Option<(u32, u8, Compress)>> = const { RefCell::new(None) };
+}
 
 /// Compresses this side's messages.
 #[derive(Debug)]
@@ -39,40 +48,66 @@ impl Deflater {
 
     /// Compresses `input`, the next part of a message, onto `out`. `last`: the message ends
     /// here, so the sync-flush trailer is removed and, without context takeover, the state is
-    /// freed.
+    /// freed (a message compressed whole borrows the thread's spare state instead).
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) {
         let (level, bits) = (self.level, self.window_bits);
-        let state = self.state.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(level), false, bits)
-        });
-        let start_in = state.total_in();
-        let start_out = out.len();
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(STEP.max(input.len() / 2));
-            }
-            let consumed = (state.total_in() - start_in) as usize;
-            // Raw deflate of in-memory data cannot fail: the stream is always in a valid state.
-            state
-                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
-                .expect("deflate of a valid stream");
-            // zlib: a flush is complete when it returns with output space left over.
-            if (state.total_in() - start_in) as usize == input.len() && out.len() < out.capacity() {
-                break;
-            }
+        if self.no_context_takeover && last && self.state.is_none() {
+            // A whole message from a fresh state, which is all it needs: the thread's spare.
+            return SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                let state = match &mut *spare {
+                    Some((l, b, state)) if (*l, *b) == (level, bits) => state,
+                    other => &mut other.insert((level, bits, new_compress(level, bits))).2,
+                };
+                compress_message(state, input, out);
+                state.reset();
+            });
         }
+        let state = self.state.get_or_insert_with(|| new_compress(level, bits));
         if last {
-            if out.len() == start_out {
-                // zlib writes nothing when nothing is new since its last flush; the message must
-                // still end with an empty stored block (§7.2.1), whose first byte is all that
-                // remains once its last four are removed (§7.2.3.6).
-                out.push(0x00);
-            } else if out.ends_with(&TRAILER) {
-                out.truncate(out.len() - TRAILER.len());
-            }
+            compress_message(state, input, out);
             if self.no_context_takeover {
                 self.state = None;
             }
+        } else {
+            compress_part(state, input, out);
+        }
+    }
+}
+
+fn new_compress(level: u32, window_bits: u8) -> Compress {
+    Compress::new_with_window_bits(Compression::new(level), false, window_bits)
+}
+
+/// Compresses the last part of a message onto `out`, without the sync-flush trailer (§7.2.1).
+fn compress_message(state: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    let start_out = out.len();
+    compress_part(state, input, out);
+    if out.len() == start_out {
+        // zlib writes nothing when nothing is new since its last flush; the message must
+        // still end with an empty stored block (§7.2.1), whose first byte is all that
+        // remains once its last four are removed (§7.2.3.6).
+        out.push(0x00);
+    } else if out.ends_with(&TRAILER) {
+        out.truncate(out.len() - TRAILER.len());
+    }
+}
+
+/// Compresses `input` onto `out`, flushed (sync) so that the peer can inflate all of it.
+fn compress_part(state: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    let start_in = state.total_in();
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(STEP.max(input.len() / 2));
+        }
+        let consumed = (state.total_in() - start_in) as usize;
+        // Raw deflate of in-memory data cannot fail: the stream is always in a valid state.
+        state
+            .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+            .expect("deflate of a valid stream");
+        // zlib: a flush is complete when it returns with output space left over.
+        if (state.total_in() - start_in) as usize == input.len() && out.len() < out.capacity() {
+            break;
         }
     }
 }
@@ -180,6 +215,34 @@ mod tests {
             b"Hello"
         );
         assert_eq!(inflate(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100).unwrap(), b"Hello");
+    }
+
+    /// Whole messages without context takeover borrow the thread's spare state: interleaved
+    /// with other settings and with a message compressed in parts (its own state), each still
+    /// compresses exactly as from a fresh state.
+    #[test]
+    fn spare_state_starts_every_message_afresh() {
+        let text: Vec<u8> = (0..5_000u32).map(|i| (i % 11) as u8 + b'a').collect();
+        let fresh = |level, bits| {
+            let mut out = Vec::new();
+            compress_message(&mut new_compress(level, bits), &text, &mut out);
+            out
+        };
+        let (six, nine) = (fresh(6, 15), fresh(9, 10));
+        let mut a = Deflater::new(6, 15, true).unwrap();
+        let mut b = Deflater::new(9, 10, true).unwrap();
+        for _ in 0..3 {
+            assert_eq!(deflate(&mut a, &text), six);
+            assert_eq!(deflate(&mut b, &text), nine);
+            let mut parts = Vec::new();
+            a.compress(&text[..100], &mut parts, false);
+            assert!(a.state.is_some(), "a message in parts keeps its own state");
+            a.compress(&text[100..], &mut parts, true);
+            assert!(a.state.is_none());
+            let mut i = Inflater::new(15, true);
+            assert_eq!(inflate(&mut i, &parts, 10_000).unwrap(), text);
+            assert_eq!(inflate(&mut i, &deflate(&mut a, b"Hello"), 100).unwrap(), b"Hello");
+        }
     }
 
     /// §7.2.3.3: a stored (uncompressed) block; §7.2.3.4: BFINAL set; §7.2.3.5: two blocks.
