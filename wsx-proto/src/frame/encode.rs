@@ -21,6 +21,11 @@ const ZERO_COPY_MIN: usize = 8 * 1024;
 /// hold its buffer while idle.
 const KEEP_MAX: usize = 512;
 
+/// A buffer started after a larger one was let go is made as large as what that one held, up
+/// to this much: a connection receiving bursts (a busy room's member) allocates its buffer
+/// once per burst instead of growing it, copy after copy, from nothing.
+const HINT_MAX: usize = 16 * 1024;
+
 /// Encoded frames waiting to be written, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
@@ -32,6 +37,9 @@ pub(crate) struct Outgoing {
     written: usize,
     /// Bytes not yet written or taken, in `ready` and `pending` together.
     len: usize,
+    /// How much the last buffer let go held (at most [`HINT_MAX`]): the size a new one starts
+    /// with.
+    hint: usize,
 }
 
 impl Outgoing {
@@ -49,7 +57,7 @@ impl Outgoing {
         self.len += header_len + payload.len();
         let zero_copy = mask.is_none() && payload.len() >= ZERO_COPY_MIN;
         // One reservation for the header and the copied payload: no growth in between.
-        self.pending.reserve(header_len + if zero_copy { 0 } else { payload.len() });
+        self.reserve(header_len + if zero_copy { 0 } else { payload.len() });
         header.encode(&mut self.pending);
         match mask {
             None if zero_copy => {
@@ -82,12 +90,21 @@ impl Outgoing {
         }
         let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
         self.len += header.encoded_len() + payload.len();
-        self.pending.reserve(header.encoded_len() + payload.len());
+        self.reserve(header.encoded_len() + payload.len());
         header.encode(&mut self.pending);
         let start = self.pending.len();
         self.pending.extend_from_slice(payload);
         if let Some(key) = mask {
             apply_mask(key, &mut self.pending[start..]);
+        }
+    }
+
+    /// Room for `n` more bytes in `pending`; a new buffer starts at the size of the last.
+    fn reserve(&mut self, n: usize) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve(n.max(self.hint));
+        } else {
+            self.pending.reserve(n);
         }
     }
 
@@ -145,6 +162,7 @@ impl Outgoing {
             if self.pending.capacity() <= KEEP_MAX {
                 self.pending.clear();
             } else {
+                self.hint = self.pending.len().min(HINT_MAX);
                 self.pending = BytesMut::new();
             }
         }
@@ -275,6 +293,31 @@ mod tests {
         out.push(true, false, OpCode::Binary, None, Bytes::from(vec![0u8; KEEP_MAX + 1]));
         write_all(&mut out, usize::MAX);
         assert_eq!(out.pending.capacity(), 0, "a buffer over KEEP_MAX is freed once written");
+    }
+
+    #[test]
+    fn a_burst_after_a_burst_starts_at_its_size() {
+        let mut out = Outgoing::default();
+        let message = || Bytes::from(vec![b'x'; 100]);
+        for _ in 0..20 {
+            out.push(true, false, OpCode::Text, None, message());
+        }
+        write_all(&mut out, usize::MAX);
+        assert_eq!(out.pending.capacity(), 0);
+        out.push(true, false, OpCode::Text, None, message());
+        assert!(out.pending.capacity() >= 20 * 102, "room for the whole burst at once");
+        let buffer = out.pending.as_ptr();
+        for _ in 1..20 {
+            out.push(true, false, OpCode::Text, None, message());
+        }
+        assert_eq!(out.pending.as_ptr(), buffer, "not moved while the burst came");
+        write_all(&mut out, usize::MAX);
+        out.push(true, false, OpCode::Binary, None, Bytes::from(vec![0u8; 7000]));
+        out.push(true, false, OpCode::Binary, None, Bytes::from(vec![0u8; 7000]));
+        out.push(true, false, OpCode::Binary, None, Bytes::from(vec![0u8; 7000]));
+        write_all(&mut out, usize::MAX);
+        out.push(true, false, OpCode::Text, None, "hi".into());
+        assert_eq!(out.pending.capacity(), HINT_MAX, "never more than HINT_MAX ahead");
     }
 
     #[test]
