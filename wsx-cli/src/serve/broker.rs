@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis::{PushKind, Script, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
@@ -488,7 +489,7 @@ fn entry(value: &Value, epoch: &Arc<str>) -> Option<Posted> {
     for pair in fields.chunks(2) {
         match (pair.first().and_then(text), pair.get(1)) {
             (Some("t"), Some(value)) => at = text(value)?.parse().ok()?,
-            (Some("d"), Some(value)) => message = decode(bytes(value)?.to_vec()),
+            (Some("d"), Some(value)) => message = decode(Bytes::copy_from_slice(bytes(value)?)),
             _ => {}
         }
     }
@@ -731,10 +732,11 @@ fn encode(message: &Message) -> Vec<u8> {
 
 /// What a room's channel carries: messages from [`PUBLISH`] (`M` EPOCH `:` FIRST `:` MS `:`,
 /// then per message LENGTH `:` and the message as [`encode`]d), `J` member (JSON) or `L` member.
-fn events(payload: &[u8]) -> Option<Vec<Event>> {
+/// The messages are slices of `payload`, not copies.
+fn events(payload: Bytes) -> Option<Vec<Event>> {
     let (&kind, rest) = payload.split_first()?;
     match kind {
-        b'M' => posted(rest),
+        b'M' => posted(payload.slice(1..)),
         b'J' => Some(vec![Event::Joined(Arc::new(Member::from_json(rest)?))]),
         b'L' => Some(vec![Event::Left(Arc::new(Member::from_json(rest)?))]),
         _ => None,
@@ -742,32 +744,38 @@ fn events(payload: &[u8]) -> Option<Vec<Event>> {
 }
 
 /// The messages of one [`PUBLISH`] (after its `M`).
-fn posted(mut rest: &[u8]) -> Option<Vec<Event>> {
-    let mut field = || {
-        let colon = rest.iter().position(|&b| b == b':')?;
-        let (value, after) = (std::str::from_utf8(&rest[..colon]).ok()?, &rest[colon + 1..]);
-        rest = after;
-        Some(value)
-    };
-    let epoch: Arc<str> = field()?.into();
-    let first: u64 = field()?.parse().ok()?;
-    let at: u64 = field()?.parse().ok()?;
+fn posted(mut rest: Bytes) -> Option<Vec<Event>> {
+    let epoch: Arc<str> = std::str::from_utf8(&field(&mut rest)?).ok()?.into();
+    let first = number(&mut rest)?;
+    let at = number(&mut rest)?;
     let mut events = Vec::new();
     while !rest.is_empty() {
-        let colon = rest.iter().position(|&b| b == b':')?;
-        let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-        let message = rest.get(colon + 1..colon + 1 + len)?;
-        rest = &rest[colon + 1 + len..];
+        let len = usize::try_from(number(&mut rest)?).ok()?;
+        if rest.len() < len {
+            return None;
+        }
+        let message = decode(rest.split_to(len))?;
         let offset = first + events.len() as u64;
-        let message = decode(message.to_vec())?;
         events.push(Event::Posted(Arc::new(Posted::new(epoch.clone(), offset, message, at))));
     }
     Some(events)
 }
 
-fn decode(bytes: Vec<u8>) -> Option<Message> {
+/// The bytes up to the next `:`, taken off the front of `rest` with it.
+fn field(rest: &mut Bytes) -> Option<Bytes> {
+    let colon = rest.iter().position(|&b| b == b':')?;
+    let mut value = rest.split_to(colon + 1);
+    value.truncate(colon);
+    Some(value)
+}
+
+fn number(rest: &mut Bytes) -> Option<u64> {
+    std::str::from_utf8(&field(rest)?).ok()?.parse().ok()
+}
+
+fn decode(bytes: Bytes) -> Option<Message> {
     let (&kind, _) = bytes.split_first()?;
-    let payload = bytes::Bytes::from(bytes).slice(1..);
+    let payload = bytes.slice(1..);
     match kind {
         b't' => wsx::Utf8Bytes::try_from(payload).ok().map(Message::Text),
         b'b' => Some(Message::Binary(payload)),
@@ -953,7 +961,7 @@ async fn read_pushes(
                     .strip_prefix(inner.prefix.as_bytes())
                     .and_then(|r| r.strip_prefix(b"{")?.strip_suffix(b"}"))
                     .and_then(|r| std::str::from_utf8(r).ok());
-                match (room, events(&payload)) {
+                match (room, events(Bytes::from(payload))) {
                     (Some(room), Some(events)) => {
                         for event in events {
                             rooms.deliver(room, event);
@@ -980,11 +988,11 @@ mod tests {
         for message in
             [Message::text("héllo"), Message::text(""), Message::binary(vec![0u8, 255, 1])]
         {
-            assert_eq!(decode(encode(&message)), Some(message));
+            assert_eq!(decode(encode(&message).into()), Some(message));
         }
-        assert_eq!(decode(Vec::new()), None);
-        assert_eq!(decode(b"x123".to_vec()), None);
-        assert_eq!(decode(b"t\xff".to_vec()), None, "text must be UTF-8");
+        assert_eq!(decode(Bytes::new()), None);
+        assert_eq!(decode(Bytes::from_static(b"x123")), None);
+        assert_eq!(decode(Bytes::from_static(b"t\xff")), None, "text must be UTF-8");
     }
 
     #[test]
@@ -1002,16 +1010,16 @@ mod tests {
                 })
                 .collect()
         };
-        let parsed = offsets(events(&m).unwrap());
+        let parsed = offsets(events(m.clone().into()).unwrap());
         let binary = Message::binary(vec![0u8, b':', 0xff]);
         assert_eq!(parsed, [(7, Message::text("a:b")), (8, binary)]);
         m.truncate(m.len() - 1);
-        assert!(events(&m).is_none(), "a message cut short");
+        assert!(events(m.into()).is_none(), "a message cut short");
         let member = Member { id: "n1-2".into(), name: "ada".into() };
-        let joined = events(format!("J{}", member.to_json()).as_bytes()).unwrap();
+        let joined = events(format!("J{}", member.to_json()).into()).unwrap();
         assert!(matches!(&joined[..], [Event::Joined(m)] if **m == member));
-        assert!(events(b"Lnot json").is_none());
-        assert!(events(b"Mab:x:1:1:t").is_none());
+        assert!(events(Bytes::from_static(b"Lnot json")).is_none());
+        assert!(events(Bytes::from_static(b"Mab:x:1:1:t")).is_none());
     }
 
     #[test]
