@@ -301,9 +301,8 @@ impl Inner {
         // The room and bytes of the last command, while it is a publish that may take more.
         let mut open: Option<(&str, usize)> = None;
         for &job in batch {
-            let Some(mut command) = self.command(job) else { continue };
             let Job::Publish { room, payload, .. } = job else {
-                commands.push((command, 1));
+                commands.extend(self.command(job).map(|command| (command, 1)));
                 open = None;
                 continue;
             };
@@ -316,6 +315,7 @@ impl Inner {
                     open = Some((room, bytes + payload.len()));
                 }
                 _ => {
+                    let mut command = self.command(job).expect("a publish has a command");
                     command.arg(payload.as_slice());
                     commands.push((command, 1));
                     open = Some((room, payload.len()));
