@@ -1,10 +1,16 @@
-//! fastwebsockets echo server (through hyper, as its docs show): `fastwebsockets PORT`.
+//! fastwebsockets echo server (through hyper, as its docs show): `fastwebsockets PORT` (TLS
+//! with BENCH_TLS_CERT/BENCH_TLS_KEY).
+//!
+//! FragmentCollector has no flush; none is needed over TLS either: tokio-rustls writes the
+//! records out within each write, and only a full socket buffer (never, with one 16 B
+//! message in flight) could leave bytes in rustls until the next write.
 use fastwebsockets::{upgrade, FragmentCollector, OpCode};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use wsx_bench_servers::{Echo, Stream};
 
 async fn handle(
     mut request: Request<Incoming>,
@@ -28,13 +34,19 @@ async fn handle(
     Ok(response)
 }
 
-#[tokio::main]
-async fn main() {
-    wsx_bench_servers::serve(|tcp| async move {
+#[derive(Clone, Copy)]
+struct Fastwebsockets;
+
+impl Echo for Fastwebsockets {
+    async fn echo<S: Stream>(self, stream: S) {
         let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(tcp), service_fn(handle))
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
             .with_upgrades()
             .await;
-    })
-    .await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    wsx_bench_servers::serve(Fastwebsockets).await;
 }

@@ -1,12 +1,15 @@
 //! The floor: answers the upgrade, then echoes frames with the least work a valid server can do
 //! (parse the header, unmask, write back unmasked); no UTF-8 checks, no limits, no assembly.
-//! `raw PORT`.
+//! `raw PORT`; with BENCH_TLS_CERT/BENCH_TLS_KEY, the same over TLS (a TLS echo floor).
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsx_bench_servers::{Echo, Stream};
 
-#[tokio::main]
-async fn main() {
-    wsx_bench_servers::serve(|mut tcp| async move {
+#[derive(Clone, Copy)]
+struct Raw;
+
+impl Echo for Raw {
+    async fn echo<S: Stream>(self, mut tcp: S) {
         {
             let mut buf = Vec::with_capacity(64 * 1024);
             let mut chunk = vec![0u8; 64 * 1024];
@@ -35,7 +38,8 @@ async fn main() {
             let response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
             );
-            if tcp.write_all(response.as_bytes()).await.is_err() {
+            // (flush: a no-op on TCP; over TLS it sends what rustls may still hold)
+            if tcp.write_all(response.as_bytes()).await.is_err() || tcp.flush().await.is_err() {
                 return;
             }
             buf.drain(..head_end);
@@ -72,7 +76,7 @@ async fn main() {
                 }
                 buf.drain(..at);
                 if !out.is_empty() {
-                    if tcp.write_all(&out).await.is_err() {
+                    if tcp.write_all(&out).await.is_err() || tcp.flush().await.is_err() {
                         return;
                     }
                     out.clear();
@@ -84,8 +88,12 @@ async fn main() {
                 buf.extend_from_slice(&chunk[..n]);
             }
         }
-    })
-    .await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    wsx_bench_servers::serve(Raw).await;
 }
 
 /// (opcode, header length, mask key, payload length) and the header length.

@@ -1,10 +1,13 @@
-//! tokio-websockets echo server: `tokio_websockets PORT`.
+//! tokio-websockets echo server: `tokio_websockets PORT` (TLS with BENCH_TLS_CERT/BENCH_TLS_KEY).
 use futures_util::{SinkExt, StreamExt};
+use wsx_bench_servers::{Echo, Stream};
 
-#[tokio::main]
-async fn main() {
-    wsx_bench_servers::serve(|tcp| async move {
-        let Ok((_, mut ws)) = tokio_websockets::ServerBuilder::new().accept(tcp).await else {
+#[derive(Clone, Copy)]
+struct TokioWebsockets;
+
+impl Echo for TokioWebsockets {
+    async fn echo<S: Stream>(self, stream: S) {
+        let Ok((_, mut ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {
             return;
         };
         while let Some(Ok(message)) = ws.next().await {
@@ -12,6 +15,10 @@ async fn main() {
                 break;
             }
         }
-    })
-    .await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    wsx_bench_servers::serve(TokioWebsockets).await;
 }
