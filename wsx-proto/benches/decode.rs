@@ -97,5 +97,22 @@ fn decode_message(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_header, decode_message);
+/// What the core does per message of an echo server with one small message in flight: receive
+/// a client's 16 B frame, decode it, queue the echo, hand the bytes to the socket.
+fn echo_small(c: &mut Criterion) {
+    let wire = client_wire(&[7u8; 16], OpCode::Binary, 16);
+    let mut server = Connection::new(Role::Server, &Negotiated::default(), Config::default());
+    c.bench_function("echo_16B", |b| {
+        b.iter(|| {
+            server.receive(black_box(&wire));
+            let message = server.next_message().unwrap().unwrap();
+            server.send(message).unwrap();
+            assert_eq!(server.next_message(), Ok(None));
+            let out = server.next_transmit().unwrap();
+            black_box(out);
+        })
+    });
+}
+
+criterion_group!(benches, frame_header, decode_message, echo_small);
 criterion_main!(benches);

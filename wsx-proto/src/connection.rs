@@ -55,6 +55,10 @@ const MAX_CLOSE_REASON: usize = 123;
 /// the application read first.
 const RECEIVE_WINDOW: usize = 256 * 1024;
 
+/// A receive buffer up to this large is kept once everything in it was decoded (and a new one
+/// starts this large): a connection exchanging small messages allocates none per message.
+pub(crate) const RECEIVE_KEEP: usize = 256;
+
 /// The payload of keepalive pings.
 const KEEPALIVE_PING: &[u8] = b"wsx-keepalive";
 
@@ -190,6 +194,9 @@ impl Connection {
     /// then asks for at once.
     pub fn receive(&mut self, bytes: &[u8]) {
         if self.close.may_receive() {
+            if self.incoming.capacity() == 0 {
+                self.incoming.reserve(bytes.len().max(RECEIVE_KEEP));
+            }
             self.incoming.extend_from_slice(bytes);
             self.timers.received();
             self.starved = false;
@@ -289,9 +296,9 @@ impl Connection {
                     return Ok(None);
                 }
                 Ok(None) => {
-                    // Everything received was used: give the buffer back, so that an idle
-                    // connection holds no receive buffer (it is allocated again on the next read).
-                    if self.incoming.is_empty() && self.incoming.capacity() > 0 {
+                    // Everything received was used: a small buffer is kept for the next read,
+                    // a larger one given back, so that an idle connection holds little.
+                    if self.incoming.is_empty() && self.incoming.capacity() > RECEIVE_KEEP {
                         self.incoming = BytesMut::new();
                     }
                     return Ok(None);

@@ -6,7 +6,7 @@
 //! Handed on whole: control frames (at most 125 bytes), and a binary message in one uncompressed
 //! frame of up to 1 MiB, which then reaches the application without a copy.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::mask::apply_mask_at;
 use super::{FrameHeader, OpCode};
@@ -19,6 +19,9 @@ use crate::Role;
 /// their receive buffer would outgrow them (doubling), and a buffer that large is mapped anew
 /// (and page-faulted in) for every message instead of reused.
 const WHOLE_MAX: u64 = 1 << 20;
+
+/// Payloads up to this long are copied out of the receive buffer (see [`take_payload`]).
+const COPY_MAX: usize = 512;
 
 /// A piece of one frame's payload, unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +72,11 @@ impl FrameDecoder {
                 if src.len() < total {
                     return Ok(None);
                 }
-                let _ = src.split_to(len);
-                let payload = unmask(src.split_to(header.payload_len as usize), header.mask, 0);
+                src.advance(len);
+                let payload = take_payload(src, header.payload_len as usize, header.mask, 0);
                 return Ok(Some(Piece { header, payload, first: true, last: true }));
             }
-            let _ = src.split_to(len);
+            src.advance(len);
             if header.payload_len == 0 {
                 return Ok(Some(Piece { header, payload: Bytes::new(), first: true, last: true }));
             }
@@ -100,7 +103,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         let offset = *done as usize;
-        let payload = unmask(src.split_to(take), header.mask, offset);
+        let payload = take_payload(src, take, header.mask, offset);
         let piece =
             Piece { header: *header, payload, first: *done == 0, last: take as u64 == remaining };
         *done += take as u64;
@@ -140,6 +143,23 @@ impl FrameDecoder {
         }
         Ok(())
     }
+}
+
+/// The next `len` bytes of `src`, unmasked: copied out when small, split off without a copy
+/// otherwise. Either way `src` shares nothing with the payload afterwards, so that the
+/// connection may keep it for the next read without keeping a delivered message alive.
+fn take_payload(src: &mut BytesMut, len: usize, mask: Option<[u8; 4]>, offset: usize) -> Bytes {
+    if len <= COPY_MAX {
+        // One small allocation, instead of sharing the buffer (a count that every later read
+        // and the message's drop would touch).
+        let payload = BytesMut::from(&src[..len]);
+        src.advance(len);
+        return unmask(payload, mask, offset);
+    }
+    let payload = src.split_to(len);
+    // What came after it (rare: at most one read) moves to a buffer of its own.
+    *src = if src.is_empty() { BytesMut::new() } else { BytesMut::from(&src[..]) };
+    unmask(payload, mask, offset)
 }
 
 fn unmask(mut payload: BytesMut, mask: Option<[u8; 4]>, offset: usize) -> Bytes {

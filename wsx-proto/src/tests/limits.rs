@@ -7,6 +7,7 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::{client_header, deflate_negotiated};
+use crate::connection::RECEIVE_KEEP;
 use crate::*;
 
 /// Random bytes: incompressible, so deflate makes them slightly larger.
@@ -126,8 +127,9 @@ fn compressed_bytes_that_inflate_to_nothing_are_bounded() {
     );
 }
 
-/// After a message is delivered, the connection keeps no part of its buffer: the message owns
-/// its memory alone (a soak found a connection holding its largest inflated message while idle).
+/// After a message is delivered, the connection keeps no part of its buffer but a small one for
+/// the next read: the message owns its memory alone (a soak found a connection holding its
+/// largest inflated message while idle).
 #[test]
 fn a_delivered_message_leaves_no_buffer_behind() {
     let (mut client, mut server) = deflate_pair(Limits::default());
@@ -139,7 +141,7 @@ fn a_delivered_message_leaves_no_buffer_behind() {
             if let Some(message) = server.next_message().unwrap() {
                 assert_eq!(message.len(), len);
                 assert_eq!(server.next_message(), Ok(None), "all read");
-                assert_eq!(server.receive_buffer_capacity(), 0, "{len}: buffer kept");
+                assert!(server.receive_buffer_capacity() <= RECEIVE_KEEP, "{len}: buffer kept");
                 let Message::Binary(bytes) = message else { panic!("binary") };
                 assert!(bytes.try_into_mut().is_ok(), "{len}: the connection shares the message");
             }
@@ -153,7 +155,7 @@ fn a_delivered_message_leaves_no_buffer_behind() {
         pair.1.receive(piece);
         if let Some(Message::Text(text)) = pair.1.next_message().unwrap() {
             assert_eq!(pair.1.next_message(), Ok(None), "all read");
-            assert_eq!(pair.1.receive_buffer_capacity(), 0);
+            assert!(pair.1.receive_buffer_capacity() <= RECEIVE_KEEP);
             assert!(text.into_bytes().try_into_mut().is_ok());
         }
     }
@@ -177,4 +179,22 @@ fn client_plain() -> Connection {
 
 fn server_plain() -> Connection {
     Connection::new(Role::Server, &Negotiated::default(), Config::default())
+}
+
+/// Small messages leave the connection's small receive buffer in place for the next read (no
+/// allocation per message beyond the message's own); a larger one is given back.
+#[test]
+fn small_messages_reuse_the_receive_buffer() {
+    let (mut client, mut server) = (client_plain(), server_plain());
+    for (len, kept) in [(16, true), (200, true), (600, false), (16, true)] {
+        client.send(Message::binary(random(len))).unwrap();
+        server.receive(&transmitted_all(&mut client));
+        let Some(Message::Binary(bytes)) = server.next_message().unwrap() else { panic!() };
+        assert_eq!(bytes.len(), len);
+        assert_eq!(server.next_message(), Ok(None), "all read");
+        let capacity = server.receive_buffer_capacity();
+        assert_eq!(capacity > 0, kept, "{len}: {capacity}");
+        assert!(capacity <= RECEIVE_KEEP, "{len}: {capacity}");
+        assert!(bytes.try_into_mut().is_ok(), "{len}: the message owns its bytes alone");
+    }
 }
