@@ -194,7 +194,7 @@ impl Connection {
     /// then asks for at once.
     pub fn receive(&mut self, bytes: &[u8]) {
         if self.close.may_receive() {
-            if self.incoming.capacity() == 0 {
+            if self.incoming.capacity() == 0 && !bytes.is_empty() {
                 self.incoming.reserve(bytes.len().max(RECEIVE_KEEP));
             }
             self.incoming.extend_from_slice(bytes);

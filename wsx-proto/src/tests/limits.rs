@@ -198,3 +198,12 @@ fn small_messages_reuse_the_receive_buffer() {
         assert!(bytes.try_into_mut().is_ok(), "{len}: the message owns its bytes alone");
     }
 }
+
+/// A connection that has received nothing holds no receive buffer (idle connections are many).
+#[test]
+fn nothing_received_no_buffer() {
+    let mut server = server_plain();
+    server.receive(&[]);
+    assert_eq!(server.next_message(), Ok(None));
+    assert_eq!(server.receive_buffer_capacity(), 0);
+}
