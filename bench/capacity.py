@@ -65,6 +65,8 @@ import tempfile
 import time
 import json
 
+from run import free_port, stop  # bench/run.py, beside this file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WSX = os.path.join(ROOT, "target/release/wsx")
 MEASURE = os.path.join(ROOT, "target/release/examples/measure")
@@ -81,14 +83,6 @@ KEEP_FREE = 2 << 30  # bytes of MemAvailable left to the rest of the machine
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def proc_status(pid, field):
@@ -185,15 +179,6 @@ def start_server(wsx, args, env=None):
     proc.kill()
     proc.wait()
     raise SystemExit(f"wsx serve did not start: {' '.join(cmd)}")
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def deflate_answer(port, offer):
