@@ -296,9 +296,13 @@ impl Connection {
                     return Ok(None);
                 }
                 Ok(None) => {
-                    // Everything received was used: a small buffer is kept for the next read,
-                    // a larger one given back, so that an idle connection holds little.
-                    if self.incoming.is_empty() && self.incoming.capacity() > RECEIVE_KEEP {
+                    // Everything received was used: a small buffer is kept for the next read;
+                    // a larger one is given back, so that an idle connection holds little, and
+                    // so is one that shares memory with a delivered message, which would keep
+                    // the message's memory alive after the application dropped it.
+                    if self.incoming.is_empty()
+                        && (self.decoder.take_shared() | (self.incoming.capacity() > RECEIVE_KEEP))
+                    {
                         self.incoming = BytesMut::new();
                     }
                     return Ok(None);

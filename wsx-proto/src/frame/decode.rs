@@ -51,12 +51,23 @@ pub(crate) struct FrameDecoder {
     /// The data message in progress is compressed (RSV1 on its first frame): its frames are
     /// measured against the compressed bound of the frame limit.
     compressed: bool,
+    /// A payload was split off the source buffer (not copied) since [`take_shared`] was last
+    /// asked: what is left of the buffer shares its memory with that payload.
+    ///
+    /// [`take_shared`]: Self::take_shared
+    shared: bool,
     state: State,
 }
 
 impl FrameDecoder {
     pub(crate) fn new(role: Role, rsv1_allowed: bool, max_frame_size: usize) -> Self {
-        Self { role, rsv1_allowed, max_frame_size, compressed: false, state: State::Header }
+        let state = State::Header;
+        Self { role, rsv1_allowed, max_frame_size, compressed: false, shared: false, state }
+    }
+
+    /// Whether the source buffer may share memory with a payload handed on since the last call.
+    pub(crate) fn take_shared(&mut self) -> bool {
+        std::mem::take(&mut self.shared)
     }
 
     /// Takes the next piece from `src`; `Ok(None)` when `src` holds nothing more to hand on.
@@ -73,7 +84,8 @@ impl FrameDecoder {
                     return Ok(None);
                 }
                 src.advance(len);
-                let payload = take_payload(src, header.payload_len as usize, header.mask, 0);
+                let len = header.payload_len as usize;
+                let payload = take_payload(src, len, header.mask, 0, &mut self.shared);
                 return Ok(Some(Piece { header, payload, first: true, last: true }));
             }
             src.advance(len);
@@ -103,7 +115,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         let offset = *done as usize;
-        let payload = take_payload(src, take, header.mask, offset);
+        let payload = take_payload(src, take, header.mask, offset, &mut self.shared);
         let piece =
             Piece { header: *header, payload, first: *done == 0, last: take as u64 == remaining };
         *done += take as u64;
@@ -146,9 +158,14 @@ impl FrameDecoder {
 }
 
 /// The next `len` bytes of `src`, unmasked: copied out when small, split off without a copy
-/// otherwise. Either way `src` shares nothing with the payload afterwards, so that the
-/// connection may keep it for the next read without keeping a delivered message alive.
-fn take_payload(src: &mut BytesMut, len: usize, mask: Option<[u8; 4]>, offset: usize) -> Bytes {
+/// otherwise (`shared` is then set: what is left of `src` shares memory with the payload).
+fn take_payload(
+    src: &mut BytesMut,
+    len: usize,
+    mask: Option<[u8; 4]>,
+    offset: usize,
+    shared: &mut bool,
+) -> Bytes {
     if len <= COPY_MAX {
         // One small allocation, instead of sharing the buffer (a count that every later read
         // and the message's drop would touch).
@@ -156,10 +173,8 @@ fn take_payload(src: &mut BytesMut, len: usize, mask: Option<[u8; 4]>, offset: u
         src.advance(len);
         return unmask(payload, mask, offset);
     }
-    let payload = src.split_to(len);
-    // What came after it (rare: at most one read) moves to a buffer of its own.
-    *src = if src.is_empty() { BytesMut::new() } else { BytesMut::from(&src[..]) };
-    unmask(payload, mask, offset)
+    *shared = true;
+    unmask(src.split_to(len), mask, offset)
 }
 
 fn unmask(mut payload: BytesMut, mask: Option<[u8; 4]>, offset: usize) -> Bytes {
@@ -190,6 +205,29 @@ mod tests {
         assert_eq!(pieces.len(), 1);
         assert_eq!(&pieces[0].payload[..], b"Hello");
         assert!(pieces[0].first && pieces[0].last);
+    }
+
+    /// Small payloads are copied out of the source buffer, larger ones split off it, and the
+    /// decoder says when the buffer may share memory with a payload it handed on.
+    #[test]
+    fn small_payloads_are_copied_large_ones_shared() {
+        let frame = |len: usize| {
+            let mut f = vec![0x82, 0x7e, (len >> 8) as u8, len as u8];
+            f.extend(std::iter::repeat_n(7u8, len));
+            f
+        };
+        let mut d = FrameDecoder::new(Role::Client, false, 1 << 20);
+        for (len, shared) in [(16, false), (COPY_MAX, false), (COPY_MAX + 1, true), (16, false)] {
+            let mut src = BytesMut::with_capacity(4096);
+            src.extend_from_slice(&frame(len));
+            let piece = d.decode(&mut src).unwrap().unwrap();
+            assert_eq!(piece.payload.len(), len);
+            assert_eq!(d.take_shared(), shared, "{len}");
+            assert!(!d.take_shared(), "taken");
+            // A copy owns its memory alone; a split shares it while the source buffer lives.
+            assert_eq!(piece.payload.try_into_mut().is_ok(), !shared, "{len}");
+            drop(src);
+        }
     }
 
     #[test]
