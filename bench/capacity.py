@@ -52,7 +52,6 @@ Needs a release build of the binary and of the example (`cargo build --release -
 tables on stdout (progress on stderr) and writes nothing else unless --out names a file.
 """
 import argparse
-import base64
 import os
 import platform
 import resource
@@ -65,7 +64,7 @@ import tempfile
 import time
 import json
 
-from run import free_port, stop  # bench/run.py, beside this file
+from run import deflate_check, free_port, stop  # bench/run.py, beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WSX = os.path.join(ROOT, "target/release/wsx")
@@ -73,7 +72,6 @@ MEASURE = os.path.join(ROOT, "target/release/examples/measure")
 STATES = ["idle", "deflate", "takeover", "rooms", "nginx", "churn", "churn1"]
 NGINX_CONF = os.path.join(ROOT, "deploy/nginx.conf")
 # What the measure example offers with WSX_DEFLATE=1 (DeflateConfig::default().offer()).
-DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
 # A generous guess of the memory a state needs per connection, both ends (server, holder,
 # kernel), to check MemAvailable before starting it: zlib's kept state is ~350 KB per side.
 NEED_PER_CONNECTION = {"idle": 20_000, "deflate": 40_000, "takeover": 900_000, "rooms": 20_000, "nginx": 60_000,
@@ -179,43 +177,6 @@ def start_server(wsx, args, env=None):
     proc.kill()
     proc.wait()
     raise SystemExit(f"wsx serve did not start: {' '.join(cmd)}")
-
-
-def deflate_answer(port, offer):
-    """The server's Sec-WebSocket-Extensions answer to `offer` on /echo (None: not agreed), and
-    whether its echo of one 1 KiB text message (sent uncompressed) comes back compressed."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-               f"Sec-WebSocket-Extensions: {offer}\r\n\r\n")
-    size, mask = 1024, os.urandom(4)
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"x" * size))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(request.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None, False
-            data += chunk
-        head, data = data.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        if " 101 " not in lines[0] + " ":
-            return None, False
-        answer = None
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "sec-websocket-extensions":
-                answer = value.strip()
-        s.sendall(bytes([0x81, 0x80 | 126]) + size.to_bytes(2, "big") + mask + payload)
-        while not data:
-            chunk = s.recv(65536)
-            if not chunk:
-                return answer, False
-            data += chunk
-        close = bytes(b ^ mask[i] for i, b in enumerate((1000).to_bytes(2, "big")))
-        s.sendall(bytes([0x88, 0x82]) + mask + close)
-    return answer, bool(data[0] & 0x40)
 
 
 class Holder:
@@ -363,7 +324,7 @@ def run_state(state, n, rooms, opts):
             url = f"ws://127.0.0.1:{nginx_port}/echo"
         row["start"] = proc_status(measured, "VmRSS")
         if state in ("deflate", "takeover"):
-            answer, compressed = deflate_answer(port, DEFLATE_OFFER)
+            answer, compressed = deflate_check(port, 1024)
             row["extensions"] = answer or "not agreed"
             row["compressed"] = compressed
             if not (answer and compressed):
