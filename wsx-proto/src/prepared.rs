@@ -43,8 +43,6 @@ pub struct Prepared(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    /// The message as given (cheap to clone: its payload is shared).
-    message: Message,
     opcode: OpCode,
     payload: Bytes,
     /// The payload compressed (without context takeover) with the settings of the first
@@ -57,17 +55,12 @@ impl Prepared {
     /// `message` prepared for many connections; `None` for a control message (only text and
     /// binary messages can be).
     pub fn new(message: Message) -> Option<Self> {
-        let (opcode, payload) = match &message {
-            Message::Text(text) => (OpCode::Text, text.clone().into_bytes()),
-            Message::Binary(bytes) => (OpCode::Binary, bytes.clone()),
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, bytes),
             _ => return None,
         };
-        Some(Self(Arc::new(Inner { message, opcode, payload, compressed: OnceLock::new() })))
-    }
-
-    /// The message itself (its payload shared, not copied).
-    pub fn message(&self) -> Message {
-        self.0.message.clone()
+        Some(Self(Arc::new(Inner { opcode, payload, compressed: OnceLock::new() })))
     }
 
     /// The payload's length.
