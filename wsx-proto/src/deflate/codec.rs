@@ -23,6 +23,12 @@ thread_local! {
     /// takeover (level, window, state), reset after each: a zlib state is some 300 KiB, and
     /// allocating and clearing one per message costs more than the compression of a small one.
     static SPARE: RefCell<Option<(u32, u8, Compress)>> = const { RefCell::new(None) };
+
+    /// An inflater this thread lends to the next message that starts without
+    /// context takeover: a state is some 47 KiB, and one allocated and freed per message churns
+    /// the heap (freed blocks that size get split by small long-lived allocations, and the next
+    /// state must come from fresh memory: a server's RSS then grows while its heap does not).
+    static SPARE_INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
 
 /// Compresses this side's messages.
@@ -139,8 +145,8 @@ impl Inflater {
         if self.ended {
             return Ok(());
         }
-        let bits = self.window_bits;
-        let state = self.state.get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let (bits, lend) = (self.window_bits, self.no_context_takeover);
+        let state = self.state.get_or_insert_with(|| new_decompress(bits, lend));
         let start_in = state.total_in();
         let mut scratch = [0u8; 8 * 1024];
         loop {
@@ -175,11 +181,28 @@ impl Inflater {
         let result = self.inflate(&TRAILER, out, limit);
         if self.no_context_takeover || self.ended {
             // A stream that ended with BFINAL cannot be continued: the next message starts anew.
-            self.state = None;
+            if let Some(state) = self.state.take().filter(|_| self.no_context_takeover) {
+                give_back(state);
+            }
             self.ended = false;
         }
         result
     }
+}
+
+/// A fresh inflate state: with `lend` (no context takeover), the thread's spare one if it has
+/// one. (A spare has the largest window, which inflates what any window compressed: zlib
+/// allocates the largest window whatever the setting.)
+fn new_decompress(window_bits: u8, lend: bool) -> Decompress {
+    lend.then(|| SPARE_INFLATE.with(|spare| spare.borrow_mut().take()))
+        .flatten()
+        .unwrap_or_else(|| Decompress::new_with_window_bits(false, window_bits))
+}
+
+/// Keeps `state`, reset (to a 15-bit window), as this thread's spare inflater.
+fn give_back(mut state: Decompress) {
+    state.reset(false);
+    SPARE_INFLATE.with(|spare| *spare.borrow_mut() = Some(state));
 }
 
 #[cfg(test)]
@@ -243,6 +266,42 @@ mod tests {
             assert_eq!(inflate(&mut i, &parts, 10_000).unwrap(), text);
             assert_eq!(inflate(&mut i, &deflate(&mut a, b"Hello"), 100).unwrap(), b"Hello");
         }
+    }
+
+    /// Inflaters without context takeover lend the thread's spare state from one
+    /// message to the next: one in the middle of a message keeps its own while another inflates
+    /// whole messages, a message that ended with BFINAL or failed leaves a clean spare, and each
+    /// message still inflates as from a fresh state.
+    #[test]
+    fn spare_inflater_starts_every_message_afresh() {
+        // 1,000 pseudo-random letters, five times: matches 1,000 bytes back.
+        let mut x = 1u32;
+        let mut letter = || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            b'a' + (x >> 16) as u8 % 26
+        };
+        let text: Vec<u8> = (0..1_000).map(|_| letter()).collect::<Vec<_>>().repeat(5);
+        let mut d = Deflater::new(6, 15, true).unwrap();
+        let whole = deflate(&mut d, &text);
+        let (mut a, mut b) = (Inflater::new(15, true), Inflater::new(15, true));
+        for _ in 0..3 {
+            let mut parts = BytesMut::new();
+            a.inflate(&whole[..whole.len() / 2], &mut parts, 10_000).unwrap();
+            assert_eq!(inflate(&mut b, &whole, 10_000).unwrap(), text, "b borrows the spare");
+            assert!(b.state.is_none() && a.state.is_some());
+            let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+            assert_eq!(inflate(&mut b, &bfinal, 100).unwrap(), b"Hello");
+            assert!(inflate(&mut b, &[0xff, 0xff, 0xff], 100).is_err(), "not deflate");
+            b.finish(&mut BytesMut::new(), 100).ok();
+            a.inflate(&whole[whole.len() / 2..], &mut parts, 10_000).unwrap();
+            a.finish(&mut parts, 10_000).unwrap();
+            assert_eq!(&parts[..], &text[..], "a's own state, to the end of its message");
+            assert!(SPARE_INFLATE.with(|spare| spare.borrow().is_some()));
+        }
+        // A smaller window borrows the same (the largest window inflates every smaller one).
+        let mut nine = Deflater::new(6, 9, true).unwrap();
+        let mut small = Inflater::new(9, true);
+        assert_eq!(inflate(&mut small, &deflate(&mut nine, &text), 10_000).unwrap(), text);
     }
 
     /// §7.2.3.3: a stored (uncompressed) block; §7.2.3.4: BFINAL set; §7.2.3.5: two blocks.
