@@ -19,15 +19,16 @@ const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const STEP: usize = 16 * 1024;
 
 thread_local! {
-    /// A compressor this thread lends to every message it compresses whole and without context
-    /// takeover (level, window, state), reset after each: a zlib state is some 300 KiB, and
-    /// allocating and clearing one per message costs more than the compression of a small one.
-    static SPARE: RefCell<Option<(u32, u8, Compress)>> = const { RefCell::new(None) };
+    /// A compressor (level, window, state) this thread lends to the next message it compresses
+    /// without context takeover, taken back reset when the message ends: a zlib state is some
+    /// 300 KiB, and allocating and clearing one per message costs more than the compression of a
+    /// small one.
+    static SPARE_DEFLATE: RefCell<Option<(u32, u8, Compress)>> = const { RefCell::new(None) };
 
-    /// An inflater this thread lends to the next message that starts without
-    /// context takeover: a state is some 47 KiB, and one allocated and freed per message churns
-    /// the heap (freed blocks that size get split by small long-lived allocations, and the next
-    /// state must come from fresh memory: a server's RSS then grows while its heap does not).
+    /// An inflater this thread lends likewise: a state is some 47 KiB, and one allocated and
+    /// freed per message churns the heap (freed blocks that size get split by small long-lived
+    /// allocations, and the next state must come from fresh memory: a server's RSS then grows
+    /// while its heap does not).
     static SPARE_INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
 
@@ -53,31 +54,30 @@ impl Deflater {
     }
 
     /// Compresses `input`, the next part of a message, onto `out`. `last`: the message ends
-    /// here, so the sync-flush trailer is removed and, without context takeover, the state is
-    /// freed (a message compressed whole borrows the thread's spare state instead).
+    /// here, so the sync-flush trailer is removed and, without context takeover, the state goes
+    /// back to the thread's spare.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) {
-        let (level, bits) = (self.level, self.window_bits);
-        if self.no_context_takeover && last && self.state.is_none() {
-            // A whole message from a fresh state, which is all it needs: the thread's spare.
-            return SPARE.with(|spare| {
-                let mut spare = spare.borrow_mut();
-                let state = match &mut *spare {
-                    Some((l, b, state)) if (*l, *b) == (level, bits) => state,
-                    other => &mut other.insert((level, bits, new_compress(level, bits))).2,
-                };
-                compress_message(state, input, out);
-                state.reset();
-            });
+        let (level, bits, lend) = (self.level, self.window_bits, self.no_context_takeover);
+        let state = self.state.get_or_insert_with(|| borrow_compress(level, bits, lend));
+        if !last {
+            return compress_part(state, input, out);
         }
-        let state = self.state.get_or_insert_with(|| new_compress(level, bits));
-        if last {
-            compress_message(state, input, out);
-            if self.no_context_takeover {
-                self.state = None;
-            }
-        } else {
-            compress_part(state, input, out);
+        compress_message(state, input, out);
+        if let Some(mut state) = self.state.take_if(|_| lend) {
+            // Without context takeover the next message starts afresh: from the spare.
+            state.reset();
+            SPARE_DEFLATE.with(|spare| *spare.borrow_mut() = Some((level, bits, state)));
         }
+    }
+}
+
+/// A compressor for a new message: with `lend` (no context takeover), the thread's spare one if
+/// it has one of this level and window.
+fn borrow_compress(level: u32, window_bits: u8, lend: bool) -> Compress {
+    let spare = lend.then(|| SPARE_DEFLATE.with(|spare| spare.borrow_mut().take())).flatten();
+    match spare {
+        Some((l, b, state)) if (l, b) == (level, window_bits) => state,
+        _ => new_compress(level, window_bits),
     }
 }
 
@@ -146,7 +146,7 @@ impl Inflater {
             return Ok(());
         }
         let (bits, lend) = (self.window_bits, self.no_context_takeover);
-        let state = self.state.get_or_insert_with(|| new_decompress(bits, lend));
+        let state = self.state.get_or_insert_with(|| borrow_decompress(bits, lend));
         let start_in = state.total_in();
         let mut scratch = [0u8; 8 * 1024];
         loop {
@@ -181,8 +181,10 @@ impl Inflater {
         let result = self.inflate(&TRAILER, out, limit);
         if self.no_context_takeover || self.ended {
             // A stream that ended with BFINAL cannot be continued: the next message starts anew.
-            if let Some(state) = self.state.take().filter(|_| self.no_context_takeover) {
-                give_back(state);
+            let state = self.state.take();
+            if let Some(mut state) = state.filter(|_| self.no_context_takeover) {
+                state.reset(false); // (a 15-bit window)
+                SPARE_INFLATE.with(|spare| *spare.borrow_mut() = Some(state));
             }
             self.ended = false;
         }
@@ -190,19 +192,13 @@ impl Inflater {
     }
 }
 
-/// A fresh inflate state: with `lend` (no context takeover), the thread's spare one if it has
-/// one. (A spare has the largest window, which inflates what any window compressed: zlib
+/// An inflater for a new message: with `lend` (no context takeover), the thread's spare one if
+/// it has one. (A spare has the largest window, which inflates what any window compressed; zlib
 /// allocates the largest window whatever the setting.)
-fn new_decompress(window_bits: u8, lend: bool) -> Decompress {
+fn borrow_decompress(window_bits: u8, lend: bool) -> Decompress {
     lend.then(|| SPARE_INFLATE.with(|spare| spare.borrow_mut().take()))
         .flatten()
         .unwrap_or_else(|| Decompress::new_with_window_bits(false, window_bits))
-}
-
-/// Keeps `state`, reset (to a 15-bit window), as this thread's spare inflater.
-fn give_back(mut state: Decompress) {
-    state.reset(false);
-    SPARE_INFLATE.with(|spare| *spare.borrow_mut() = Some(state));
 }
 
 #[cfg(test)]
@@ -240,9 +236,9 @@ mod tests {
         assert_eq!(inflate(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100).unwrap(), b"Hello");
     }
 
-    /// Whole messages without context takeover borrow the thread's spare state: interleaved
-    /// with other settings and with a message compressed in parts (its own state), each still
-    /// compresses exactly as from a fresh state.
+    /// Messages without context takeover borrow the thread's spare state: interleaved with
+    /// other settings and with a message compressed in parts (which holds the state it borrowed
+    /// to its end), each still compresses exactly as from a fresh state.
     #[test]
     fn spare_state_starts_every_message_afresh() {
         let text: Vec<u8> = (0..5_000u32).map(|i| (i % 11) as u8 + b'a').collect();
