@@ -18,8 +18,8 @@ Tests (NAME):
             drained; every member's (epoch, offset) sequence gapless and identical, every
             message once
   cluster   a 3-master Redis Cluster (sharded pub/sub), two nodes, one room on each master:
-            history, resume across nodes both ways, presence, each room's stream on its master
-            only (redis-cli xlen; MOVED elsewhere), no message across rooms, a killed node's
+            history, resume across nodes both ways, presence, each room's offsets and log on its master
+            only (redis-cli hget, exists; MOVED elsewhere), no message across rooms, a killed node's
             members leave every room
   cluster_outage  one master killed (data gone) and restarted: the nodes come back, rooms on
             the other masters keep their epoch, the restarted master's room gets a new one
@@ -791,6 +791,10 @@ def log_key(room):
     return f"wsx:room:{{{room}}}:log"
 
 
+def meta_key(room):
+    return f"wsx:room:{{{room}}}:meta"
+
+
 async def cluster_rooms(cluster):
     """Rooms whose keys land on different masters: {room: owner port}, one room per master as
     far as the candidates reach (asked of the cluster: CLUSTER KEYSLOT and CLUSTER SHARDS)."""
@@ -916,14 +920,18 @@ async def cluster_room(cluster, n1, n2, room, owner, keep):
     extra = [(c.welcome.get("member"), e) for c in (alice, bob, carol) for e in await c.quiet(0.3)]
     R.check(f"{tag}: nothing more (no duplicate, no stray event)", not extra, extra)
 
-    # Through Redis: the stream is on the owner, with the room's 19 messages; not on the others.
-    rc, out, err = await cluster.cli(owner, "xlen", log_key(room))
-    R.check(f"{tag}: redis-cli -p {owner} xlen '{log_key(room)}' = 19 (the room's messages)",
+    # Through Redis: the room's offsets and log are on the owner (its last offset 19, its log
+    # holding batches); not on the others.
+    rc, out, err = await cluster.cli(owner, "hget", meta_key(room), "top")
+    R.check(f"{tag}: redis-cli -p {owner} hget '{meta_key(room)}' top = 19 (the room's last offset)",
             rc == 0 and out.strip() == "19", (rc, out, err))
+    rc, out, err = await cluster.cli(owner, "exists", log_key(room))
+    R.check(f"{tag}: redis-cli -p {owner} exists '{log_key(room)}' = 1 (the room's log)",
+            rc == 0 and out.strip() == "1", (rc, out, err))
     for port in cluster.ports:
         if port == owner:
             continue
-        rc, out, err = await cluster.cli(port, "xlen", log_key(room))
+        rc, out, err = await cluster.cli(port, "exists", log_key(room))
         R.check(f"{tag}: on the master {port}: MOVED to {owner} (the key is not there)",
                 (out.strip().startswith("MOVED") and out.strip().endswith(f":{owner}"))
                 or out.strip() == "0", (rc, out, err))
@@ -1082,8 +1090,8 @@ async def t_cluster_chaos(env, each):
         owner = cluster.owner(await cluster.keyslot(log_key("chaos")))
         R.note(f"room 'chaos' is on the master 127.0.0.1:{owner}")
         last = await chaos(env, each, 9, 3, 0.03, clients, redis=cluster)
-        rc, out, err = await cluster.cli(owner, "xlen", log_key("chaos"))
-        R.check(f"redis-cli -p {owner} xlen '{log_key('chaos')}' = the room's last offset {last}",
+        rc, out, err = await cluster.cli(owner, "hget", meta_key("chaos"), "top")
+        R.check(f"redis-cli -p {owner} hget '{meta_key('chaos')}' top = the room's last offset {last}",
                 out.strip() == str(last), (rc, out, err))
     finally:
         for c in clients:

@@ -25,6 +25,7 @@
 //!   that still have members (and re-enters their presence) before it reports the broker up
 //!   again. Members resume with their offsets (docs/rooms.md).
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -59,11 +60,13 @@ const BATCH: usize = 512;
 /// Message bytes published by one script call at most (more: another call in the pipeline).
 const GROUP_BYTES: usize = 1 << 20;
 
-/// Takes the next offsets, appends the messages to the stream and publishes them (one PUBLISH
-/// for all), atomically. KEYS: meta, log. ARGV: channel, a new epoch (used if the room has
-/// none), --history, --history-ttl in ms (0: none), the encoded messages. Returns the first
-/// offset. What it publishes: `M` EPOCH `:` FIRST `:` MS `:`, then per message its length,
-/// `:` and its bytes ([`events`] reads it).
+/// Takes the next offsets, appends the messages to the room's log and publishes them (one
+/// PUBLISH for all), atomically. KEYS: meta, log. ARGV: channel, a new epoch (used if the room
+/// has none), --history, --history-ttl in ms (0: none), the number of messages, the messages
+/// (per message its length, `:` and the message as [`encode`]d). Returns the first offset.
+/// What it publishes, a batch: `M` EPOCH `:` FIRST `:` MS `:` and the messages ([`events`]
+/// reads it). The log is a sorted set of these batches, scored by their first offset; a batch
+/// goes once the newer ones hold --history messages.
 const PUBLISH: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -71,21 +74,18 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-local n = #ARGV - 4
+local n = tonumber(ARGV[5])
 local first = redis.call('HINCRBY', KEYS[1], 'top', n) - n + 1
 local t = redis.call('TIME')
-local now = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local batch = string.format('M%s:%d:%d:', epoch, first, now) .. ARGV[6]
+redis.call('PUBLISH', ARGV[1], batch)
 local keep = tonumber(ARGV[3])
-local out = {'M', epoch, ':', string.format('%d', first), ':', now, ':'}
-for i = 1, n do
-  local m = ARGV[4 + i]
-  if keep > 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', keep, string.format('%d-1', first + i - 1), 't', now, 'd', m)
-  end
-  out[#out + 1] = string.format('%d:', #m)
-  out[#out + 1] = m
+if keep > 0 then
+  redis.call('ZADD', KEYS[2], first, batch)
+  local holder = redis.call('ZREVRANGEBYSCORE', KEYS[2], first + n - keep, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if holder[2] then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. holder[2]) end
 end
-redis.call('PUBLISH', ARGV[1], table.concat(out))
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -97,7 +97,8 @@ return first
 /// Enters a member in the presence list (announcing it) and reads where it starts.
 /// KEYS: meta, log, who. ARGV: channel, a new epoch, the member (JSON), presence TTL in ms,
 /// `live` | `last` | `after`, the count or offset, the member's epoch, --history-ttl in ms.
-/// Returns {epoch, top, members, entries}.
+/// Returns {epoch, top, members, batches}: the logged batches from the one that holds the first
+/// offset asked for (all of them when the member's epoch is not the room's).
 const JOIN: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -114,17 +115,19 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[4]))
 redis.call('PUBLISH', ARGV[1], 'J' .. ARGV[3])
 local present = redis.call('ZRANGEBYSCORE', KEYS[3], now, '+inf')
-local entries = {}
+local from = nil
 if ARGV[5] == 'last' then
-  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[6])
+  from = tonumber(top) - tonumber(ARGV[6]) + 1
 elseif ARGV[5] == 'after' then
-  if ARGV[7] == epoch and tonumber(ARGV[6]) <= tonumber(top) then
-    entries = redis.call('XRANGE', KEYS[2], string.format('%d-0', tonumber(ARGV[6]) + 1), '+')
-  else
-    entries = redis.call('XRANGE', KEYS[2], '-', '+')
-  end
+  from = 1
+  if ARGV[7] == epoch and tonumber(ARGV[6]) <= tonumber(top) then from = tonumber(ARGV[6]) + 1 end
 end
-return {epoch, top, present, entries}
+local batches = {}
+if from and from <= tonumber(top) then
+  local holder = redis.call('ZREVRANGEBYSCORE', KEYS[2], from, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  batches = redis.call('ZRANGEBYSCORE', KEYS[2], holder[2] or '-inf', '+inf')
+end
+return {epoch, top, present, batches}
 "#;
 
 /// Takes a member out of the presence list, announcing it (once).
@@ -298,45 +301,54 @@ impl Inner {
     /// messages to one room go in one call of the publish script (up to [`GROUP_BYTES`]).
     fn commands(&self, batch: &[&Job]) -> Vec<(redis::Cmd, usize)> {
         let mut commands: Vec<(redis::Cmd, usize)> = Vec::new();
-        // The room and bytes of the last command, while it is a publish that may take more.
-        let mut open: Option<(&str, usize)> = None;
+        // The room, messages and count of the publish being gathered.
+        let mut open: Option<(&str, Vec<u8>, usize)> = None;
+        let close = |commands: &mut Vec<_>, open: &mut Option<(&str, Vec<u8>, usize)>| {
+            if let Some((room, messages, count)) = open.take() {
+                let mut command = self.publish(room);
+                command.arg(count).arg(messages);
+                commands.push((command, count));
+            }
+        };
         for &job in batch {
             let Job::Publish { room, payload, .. } = job else {
+                close(&mut commands, &mut open);
                 commands.extend(self.command(job).map(|command| (command, 1)));
-                open = None;
                 continue;
             };
-            match (open, commands.last_mut()) {
-                (Some((last, bytes)), Some((group, count)))
-                    if last == room && bytes + payload.len() <= GROUP_BYTES =>
+            match &mut open {
+                Some((last, messages, count))
+                    if last == room && messages.len() + payload.len() <= GROUP_BYTES =>
                 {
-                    group.arg(payload.as_slice());
+                    put_message(messages, payload);
                     *count += 1;
-                    open = Some((room, bytes + payload.len()));
                 }
                 _ => {
-                    let mut command = self.command(job).expect("a publish has a command");
-                    command.arg(payload.as_slice());
-                    commands.push((command, 1));
-                    open = Some((room, payload.len()));
+                    close(&mut commands, &mut open);
+                    let mut messages = Vec::with_capacity(payload.len() + 8);
+                    put_message(&mut messages, payload);
+                    open = Some((room, messages, 1));
                 }
             }
         }
+        close(&mut commands, &mut open);
         commands
     }
 
-    /// The command that runs `job` (none for a flush; a publish without its message).
+    /// The publish script's call for `room`, its count and messages to be added.
+    fn publish(&self, room: &str) -> redis::Cmd {
+        let keys = self.keys(room);
+        let mut cmd = evalsha(&self.scripts.publish, &[&keys.meta, &keys.log]);
+        cmd.arg(&keys.channel).arg(self.epoch_candidate());
+        cmd.arg(self.history.messages).arg(self.ttl_ms());
+        cmd
+    }
+
+    /// The command that runs `job` (none for a flush or a publish: see [`Inner::commands`]).
     fn command(&self, job: &Job) -> Option<redis::Cmd> {
         let presence_ttl = PRESENCE_TTL.as_millis() as u64;
         Some(match job {
-            Job::Flush(_) => return None,
-            Job::Publish { room, .. } => {
-                let keys = self.keys(room);
-                let mut cmd = evalsha(&self.scripts.publish, &[&keys.meta, &keys.log]);
-                cmd.arg(&keys.channel).arg(self.epoch_candidate());
-                cmd.arg(self.history.messages).arg(self.ttl_ms());
-                cmd
-            }
+            Job::Flush(_) | Job::Publish { .. } => return None,
             Job::Leave { room, member } => {
                 let keys = self.keys(room);
                 let mut cmd = evalsha(&self.scripts.leave, &[&keys.who]);
@@ -446,10 +458,12 @@ impl Broker {
         let joined =
             tokio::time::timeout(RESPONSE_TIMEOUT, invocation.invoke_async::<Value>(&mut manager));
         match joined.await {
-            Ok(Ok(value)) => parse_join(value, mode == "last").ok_or_else(|| {
-                warn!(room, "the join script answered something unexpected");
-                Undelivered::BrokerDown
-            }),
+            Ok(Ok(value)) => {
+                parse_join(value, start, self.inner.history.messages).ok_or_else(|| {
+                    warn!(room, "the join script answered something unexpected");
+                    Undelivered::BrokerDown
+                })
+            }
             Ok(Err(e)) => {
                 warn!(room, "join failed: {e}");
                 Err(Undelivered::BrokerDown)
@@ -462,38 +476,38 @@ impl Broker {
     }
 }
 
-/// The join script's answer: {epoch, top, members, entries} (entries newest first when
-/// `reversed`).
-fn parse_join(value: Value, reversed: bool) -> Option<Replay> {
+/// The join script's answer for a member starting at `start`: {epoch, top, members, batches},
+/// the batches' messages from the first one `start` asks for, of the last `keep` (--history:
+/// the log's oldest batch may hold older ones).
+fn parse_join(value: Value, start: &Start, keep: usize) -> Option<Replay> {
     let Value::Array(parts) = value else { return None };
-    let [epoch, top, present, entries]: [Value; 4] = parts.try_into().ok()?;
+    let [epoch, top, present, batches]: [Value; 4] = parts.try_into().ok()?;
     let epoch: Arc<str> = text(&epoch)?.into();
-    let top = text(&top)?.parse().ok()?;
+    let top: u64 = text(&top)?.parse().ok()?;
     let Value::Array(present) = present else { return None };
     let presence = present.iter().filter_map(|m| Member::from_json(bytes(m)?)).collect();
-    let Value::Array(entries) = entries else { return None };
-    let mut posted: Vec<Arc<Posted>> =
-        entries.iter().filter_map(|e| entry(e, &epoch)).map(Arc::new).collect();
-    if reversed {
-        posted.reverse();
+    let Value::Array(batches) = batches else { return None };
+    let from = match start {
+        Start::Live => top + 1,
+        Start::Last(n) => top.saturating_sub(*n) + 1,
+        Start::After { epoch: theirs, offset } if **theirs == *epoch && *offset <= top => {
+            offset + 1
+        }
+        Start::After { .. } => 1,
     }
-    Some(Replay { epoch, top, posted, presence })
-}
-
-/// A stream entry `[OFFSET-1, [t, MS, d, PAYLOAD]]` as a posted message of `epoch`.
-fn entry(value: &Value, epoch: &Arc<str>) -> Option<Posted> {
-    let Value::Array(parts) = value else { return None };
-    let (id, Value::Array(fields)) = (text(parts.first()?)?, parts.get(1)?) else { return None };
-    let offset = id.split_once('-')?.0.parse().ok()?;
-    let (mut at, mut message) = (0, None);
-    for pair in fields.chunks(2) {
-        match (pair.first().and_then(text), pair.get(1)) {
-            (Some("t"), Some(value)) => at = text(value)?.parse().ok()?,
-            (Some("d"), Some(value)) => message = decode(Bytes::copy_from_slice(bytes(value)?)),
-            _ => {}
+    .max((top + 1).saturating_sub(keep as u64));
+    let mut posted = Vec::new();
+    for batch in batches {
+        let Value::BulkString(batch) = batch else { return None };
+        for event in events(Bytes::from(batch))? {
+            match event {
+                Event::Posted(p) if p.offset >= from && p.offset <= top => posted.push(p),
+                Event::Posted(_) => {}
+                _ => return None,
+            }
         }
     }
-    Some(Posted::new(epoch.clone(), offset, message?, at))
+    Some(Replay { epoch, top, posted, presence })
 }
 
 /// A bulk or simple string's bytes.
@@ -728,6 +742,12 @@ fn encode(message: &Message) -> Vec<u8> {
     out.push(kind);
     out.extend_from_slice(payload);
     out
+}
+
+/// `message` (as [`encode`]d) in a batch of the publish script: its length, `:` and itself.
+fn put_message(batch: &mut Vec<u8>, message: &[u8]) {
+    let _ = write!(batch, "{}:", message.len()); // (a Vec takes every write)
+    batch.extend_from_slice(message);
 }
 
 /// What a room's channel carries: messages from [`PUBLISH`] (`M` EPOCH `:` FIRST `:` MS `:`,
@@ -1020,6 +1040,45 @@ mod tests {
         assert!(matches!(&joined[..], [Event::Joined(m)] if **m == member));
         assert!(events(Bytes::from_static(b"Lnot json")).is_none());
         assert!(events(Bytes::from_static(b"Mab:x:1:1:t")).is_none());
+    }
+
+    /// The join script's batches: the messages from the first one asked for, to the top.
+    #[test]
+    fn joins_take_their_messages_from_the_logged_batches() {
+        let batch = |first: u64, texts: &[&str]| {
+            let mut messages = Vec::new();
+            for text in texts {
+                put_message(&mut messages, &encode(&Message::text(text.to_string())));
+            }
+            let mut batch = format!("Me1:{first}:1700000000000:").into_bytes();
+            batch.extend_from_slice(&messages);
+            Value::BulkString(batch)
+        };
+        let answer = |top: u64| {
+            let member = Member { id: "n1-1".into(), name: "ada".into() };
+            let present = Value::Array(vec![Value::BulkString(member.to_json().into_bytes())]);
+            let batches = Value::Array(vec![batch(3, &["c", "d:", ""]), batch(6, &["f", "g"])]);
+            let top = Value::BulkString(top.to_string().into_bytes());
+            Value::Array(vec![Value::BulkString(b"e1".to_vec()), top, present, batches])
+        };
+        let offsets = |start: Start| -> Vec<(u64, Message)> {
+            let replay = parse_join(answer(7), &start, 4).unwrap();
+            assert_eq!((&*replay.epoch, replay.top, replay.presence.len()), ("e1", 7, 1));
+            replay.posted.iter().map(|p| (p.offset, p.message.clone())).collect()
+        };
+        let after = |epoch: &str, offset| Start::After { epoch: epoch.into(), offset };
+        assert_eq!(offsets(Start::Last(2)), [(6, Message::text("f")), (7, Message::text("g"))]);
+        let from_four =
+            [(4, "d:"), (5, ""), (6, "f"), (7, "g")].map(|(o, t)| (o, Message::text(t)));
+        assert_eq!(offsets(Start::Last(4)), from_four);
+        assert_eq!(offsets(after("e1", 3)), from_four);
+        assert_eq!(offsets(after("e1", 7)), [], "nothing missed");
+        assert_eq!(offsets(after("e0", 9)), from_four[..].to_vec(), "another epoch: the last 4");
+        assert_eq!(offsets(after("e1", 1)), from_four, "too old: the last 4 (--history)");
+        assert_eq!(offsets(Start::Live), []);
+        let Value::Array(mut parts) = answer(7) else { unreachable!() };
+        parts[3] = Value::Array(vec![Value::BulkString(b"Jnot a batch".to_vec())]);
+        assert!(parse_join(Value::Array(parts), &Start::Last(1), 5).is_none());
     }
 
     #[test]
