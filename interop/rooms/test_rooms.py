@@ -788,7 +788,7 @@ ROOM_CANDIDATES = ["amber", "birch", "cedar", "delta", "ember", "fjord", "grove"
 
 
 def log_key(room):
-    return f"wsx:room:{{{room}}}:log"
+    return f"wsx:room:{{{room}}}:batches"
 
 
 def meta_key(room):

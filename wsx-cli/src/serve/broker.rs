@@ -2,14 +2,15 @@
 //! nodes, with their offsets, history and presence (docs/rooms.md).
 //!
 //! - Per room, three keys with the room's name as hash tag (one cluster slot per room):
-//!   `PREFIX{ROOM}:meta` (a hash: the epoch and the last offset), `PREFIX{ROOM}:log` (a stream
-//!   of the last `--history` messages, entry id `OFFSET-1`), `PREFIX{ROOM}:who` (a sorted set:
-//!   the members present, scored by when their entry expires); and the channel `PREFIX{ROOM}`.
-//! - Publishing is one Lua script per message ([`PUBLISH`]): take the next offset, append to
-//!   the stream, PUBLISH, in one atomic step, so the stream's order and the live order are the
-//!   same. A per-node publisher task sends whatever is queued as one pipeline per round trip
-//!   (per-sender order kept: one queue, one pipeline at a time); the queue is bounded, so a
-//!   sender waits when Redis does not keep up.
+//!   `PREFIX{ROOM}:meta` (a hash: the epoch and the last offset), `PREFIX{ROOM}:batches` (a
+//!   sorted set: the room's last messages, at least `--history`, as the batches they were
+//!   published in, scored by their first offset), `PREFIX{ROOM}:who` (a sorted set: the members
+//!   present, scored by when their entry expires); and the channel `PREFIX{ROOM}`.
+//! - Publishing is one Lua script per batch of consecutive messages to a room ([`PUBLISH`]):
+//!   take the next offsets, log the batch, PUBLISH it, in one atomic step, so the log's order and
+//!   the live order are the same. A per-node publisher task sends whatever is queued as one
+//!   pipeline per round trip (per-sender order kept: one queue, one pipeline at a time); the
+//!   queue is bounded, so a sender waits when Redis does not keep up.
 //! - Joining is one script ([`JOIN`]): enter the presence list and announce it, read the epoch,
 //!   the last offset, the members and what to replay, atomically. The node subscribes to the
 //!   room before it runs it, so nothing falls between the replay and the live messages.
@@ -276,7 +277,9 @@ impl Inner {
         let channel = format!("{}{{{room}}}", self.prefix);
         Keys {
             meta: format!("{channel}:meta"),
-            log: format!("{channel}:log"),
+            // (`:batches`, not the `:log` streams of earlier builds: a room's old stream is
+            // left alone, never written as something else.)
+            log: format!("{channel}:batches"),
             who: format!("{channel}:who"),
             channel,
         }
@@ -496,16 +499,28 @@ fn parse_join(value: Value, start: &Start, keep: usize) -> Option<Replay> {
         Start::After { .. } => 1,
     }
     .max((top + 1).saturating_sub(keep as u64));
-    let mut posted = Vec::new();
+    let mut posted: Vec<Arc<Posted>> = Vec::new();
     for batch in batches {
         let Value::BulkString(batch) = batch else { return None };
         for event in events(Bytes::from(batch))? {
             match event {
-                Event::Posted(p) if p.offset >= from && p.offset <= top => posted.push(p),
+                Event::Posted(p) if p.offset >= from && p.offset <= top => {
+                    // Only what runs without a gap to the top is replayed (a gap: batches that
+                    // never reached this log, e.g. published by an older build during a rolling
+                    // upgrade): the member is then told where its replay starts, never given a
+                    // sequence with a hole.
+                    if posted.last().is_some_and(|last| last.offset + 1 != p.offset) {
+                        posted.clear();
+                    }
+                    posted.push(p);
+                }
                 Event::Posted(_) => {}
                 _ => return None,
             }
         }
+    }
+    if posted.last().is_some_and(|last| last.offset != top) {
+        posted.clear();
     }
     Some(Replay { epoch, top, posted, presence })
 }
@@ -1076,6 +1091,13 @@ mod tests {
         assert_eq!(offsets(after("e0", 9)), from_four[..].to_vec(), "another epoch: the last 4");
         assert_eq!(offsets(after("e1", 1)), from_four, "too old: the last 4 (--history)");
         assert_eq!(offsets(Start::Live), []);
+        // A batch missing (offsets 5 and 6 never logged): only what follows the gap.
+        let Value::Array(mut parts) = answer(7) else { unreachable!() };
+        parts[3] = Value::Array(vec![batch(3, &["c", "d"]), batch(7, &["g"])]);
+        let replay = parse_join(Value::Array(parts), &Start::Last(4), 4).unwrap();
+        assert_eq!(replay.posted.iter().map(|p| p.offset).collect::<Vec<_>>(), [7]);
+        let replay = parse_join(answer(9), &Start::Last(4), 4).unwrap();
+        assert!(replay.posted.is_empty(), "the log ends before the top: nothing to replay");
         let Value::Array(mut parts) = answer(7) else { unreachable!() };
         parts[3] = Value::Array(vec![Value::BulkString(b"Jnot a batch".to_vec())]);
         assert!(parse_join(Value::Array(parts), &Start::Last(1), 5).is_none());
