@@ -791,6 +791,18 @@ def log_key(room):
     return f"wsx:room:{{{room}}}:batches"
 
 
+def batch_messages(line):
+    """The messages of a logged batch (docs/deploy.md): `M` EPOCH `:` FIRST `:` MS `:`, then per
+    message its length in bytes, `:` and itself (a kind byte, `t` or `b`, and the payload)."""
+    rest = line.encode().split(b":", 3)[3]
+    messages = []
+    while rest:
+        length, rest = rest.split(b":", 1)
+        messages.append(rest[:int(length)].decode())
+        rest = rest[int(length):]
+    return messages
+
+
 def meta_key(room):
     return f"wsx:room:{{{room}}}:meta"
 
@@ -925,9 +937,11 @@ async def cluster_room(cluster, n1, n2, room, owner, keep):
     rc, out, err = await cluster.cli(owner, "hget", meta_key(room), "top")
     R.check(f"{tag}: redis-cli -p {owner} hget '{meta_key(room)}' top = 19 (the room's last offset)",
             rc == 0 and out.strip() == "19", (rc, out, err))
-    rc, out, err = await cluster.cli(owner, "exists", log_key(room))
-    R.check(f"{tag}: redis-cli -p {owner} exists '{log_key(room)}' = 1 (the room's log)",
-            rc == 0 and out.strip() == "1", (rc, out, err))
+    rc, out, err = await cluster.cli(owner, "zrange", log_key(room), "0", "-1")
+    logged = [m[1:] for line in out.splitlines() for m in batch_messages(line)]
+    R.check(f"{tag}: redis-cli -p {owner} zrange '{log_key(room)}' 0 -1: the room's log holds its "
+            "19 messages, in order",
+            rc == 0 and logged == [f"{room}-{i}" for i in range(1, 20)], (rc, out, err))
     for port in cluster.ports:
         if port == owner:
             continue

@@ -65,9 +65,10 @@ const GROUP_BYTES: usize = 1 << 20;
 /// PUBLISH for all), atomically. KEYS: meta, log. ARGV: channel, a new epoch (used if the room
 /// has none), --history, --history-ttl in ms (0: none), the number of messages, the messages
 /// (per message its length, `:` and the message as [`encode`]d). Returns the first offset.
-/// What it publishes, a batch: `M` EPOCH `:` FIRST `:` MS `:` and the messages ([`events`]
-/// reads it). The log is a sorted set of these batches, scored by their first offset; a batch
-/// goes once the newer ones hold --history messages.
+/// What it publishes (last: a batch is delivered only once logged), a batch: `M` EPOCH `:`
+/// FIRST `:` MS `:` and the messages ([`events`] reads it). The log is a sorted set of these
+/// batches, scored by their first offset; a batch goes once the newer ones hold --history
+/// messages.
 const PUBLISH: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -80,7 +81,6 @@ local first = redis.call('HINCRBY', KEYS[1], 'top', n) - n + 1
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local batch = string.format('M%s:%d:%d:', epoch, first, now) .. ARGV[6]
-redis.call('PUBLISH', ARGV[1], batch)
 local keep = tonumber(ARGV[3])
 if keep > 0 then
   redis.call('ZADD', KEYS[2], first, batch)
@@ -92,6 +92,7 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   if keep > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
+redis.call('PUBLISH', ARGV[1], batch)
 return first
 "#;
 
@@ -277,8 +278,8 @@ impl Inner {
         let channel = format!("{}{{{room}}}", self.prefix);
         Keys {
             meta: format!("{channel}:meta"),
-            // (`:batches`, not the `:log` streams of earlier builds: a room's old stream is
-            // left alone, never written as something else.)
+            // (`:batches`: development builds kept a `:log` stream, which this one leaves
+            // alone rather than meet as the wrong type; see CHANGELOG.)
             log: format!("{channel}:batches"),
             who: format!("{channel}:who"),
             channel,
@@ -499,23 +500,25 @@ fn parse_join(value: Value, start: &Start, keep: usize) -> Option<Replay> {
         Start::After { .. } => 1,
     }
     .max((top + 1).saturating_sub(keep as u64));
+    // Only what runs without a gap to the top is replayed (a gap: what the log does not hold
+    // as it should, a batch of another epoch or one that does not parse, which only another
+    // program's writes could leave): the member is then told where its replay starts, never
+    // given a sequence with a hole.
     let mut posted: Vec<Arc<Posted>> = Vec::new();
     for batch in batches {
-        let Value::BulkString(batch) = batch else { return None };
-        for event in events(Bytes::from(batch))? {
+        let batch = match batch {
+            Value::BulkString(batch) => events(Bytes::from(batch)),
+            _ => None,
+        };
+        for event in batch.unwrap_or_default() {
             match event {
-                Event::Posted(p) if p.offset >= from && p.offset <= top => {
-                    // Only what runs without a gap to the top is replayed (a gap: batches that
-                    // never reached this log, e.g. published by an older build during a rolling
-                    // upgrade): the member is then told where its replay starts, never given a
-                    // sequence with a hole.
+                Event::Posted(p) if p.offset >= from && p.offset <= top && p.epoch == epoch => {
                     if posted.last().is_some_and(|last| last.offset + 1 != p.offset) {
                         posted.clear();
                     }
                     posted.push(p);
                 }
-                Event::Posted(_) => {}
-                _ => return None,
+                _ => {}
             }
         }
     }
@@ -1096,11 +1099,61 @@ mod tests {
         parts[3] = Value::Array(vec![batch(3, &["c", "d"]), batch(7, &["g"])]);
         let replay = parse_join(Value::Array(parts), &Start::Last(4), 4).unwrap();
         assert_eq!(replay.posted.iter().map(|p| p.offset).collect::<Vec<_>>(), [7]);
+        // A batch of another epoch (left by another program): a gap, as a missing one.
+        let Value::Array(mut parts) = answer(7) else { unreachable!() };
+        let stale = Value::BulkString(b"Me0:6:1700000000000:2:tf2:tg".to_vec());
+        parts[3] = Value::Array(vec![batch(3, &["c", "d", "e"]), stale]);
+        let replay = parse_join(Value::Array(parts), &Start::Last(4), 4).unwrap();
+        assert!(replay.posted.is_empty(), "4 and 5 do not reach the top, 6 and 7 are not e1's");
         let replay = parse_join(answer(9), &Start::Last(4), 4).unwrap();
         assert!(replay.posted.is_empty(), "the log ends before the top: nothing to replay");
         let Value::Array(mut parts) = answer(7) else { unreachable!() };
         parts[3] = Value::Array(vec![Value::BulkString(b"Jnot a batch".to_vec())]);
-        assert!(parse_join(Value::Array(parts), &Start::Last(1), 5).is_none());
+        let replay = parse_join(Value::Array(parts), &Start::Last(1), 5).unwrap();
+        assert!(replay.posted.is_empty(), "what does not parse is a gap");
+    }
+
+    /// Consecutive messages to a room are one publish call with their count and messages;
+    /// any other job closes the group; every job but a flush is counted once, in order.
+    #[test]
+    fn publishes_group_by_room_in_queue_order() {
+        let broker =
+            Broker::new("redis://127.0.0.1:1", "p:", "n1", crate::serve::rooms::tests::HISTORY)
+                .unwrap();
+        let publish = |room: &str, text: &str| Job::Publish {
+            room: room.into(),
+            member: "m".into(),
+            payload: encode(&Message::text(text.to_string())),
+        };
+        let (flush, _) = oneshot::channel();
+        let leave = Job::Leave { room: "a".into(), member: "{}".into() };
+        let jobs = [
+            publish("a", "1"),
+            publish("a", "22"),
+            Job::Flush(flush),
+            publish("a", "3"),
+            publish("b", "4"),
+            leave,
+            publish("b", "5"),
+        ];
+        let commands = broker.inner.commands(&jobs.iter().collect::<Vec<_>>());
+        let counts: Vec<usize> = commands.iter().map(|(_, count)| *count).collect();
+        assert_eq!(counts, [2, 1, 1, 1, 1], "a 1+22 | a 3 | b 4 | leave | b 5");
+        let tail = |i: usize| -> Vec<Vec<u8>> {
+            let args: Vec<Vec<u8>> = commands[i]
+                .0
+                .args_iter()
+                .map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => bytes.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            args[args.len() - 2..].to_vec()
+        };
+        assert_eq!(tail(0), [b"2".to_vec(), b"2:t13:t22".to_vec()]);
+        assert_eq!(tail(1), [b"1".to_vec(), b"2:t3".to_vec()]);
+        assert_eq!(tail(2), [b"1".to_vec(), b"2:t4".to_vec()]);
+        assert_eq!(tail(4), [b"1".to_vec(), b"2:t5".to_vec()]);
     }
 
     #[test]
