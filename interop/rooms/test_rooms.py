@@ -792,8 +792,9 @@ def log_key(room):
 
 
 def batch_messages(line):
-    """The messages of a logged batch (wsx-cli/src/serve/broker.rs, PUBLISH): `M` EPOCH `:` FIRST `:` MS `:`, then per
-    message its length in bytes, `:` and itself (a kind byte, `t` or `b`, and the payload)."""
+    """The messages of a logged batch (wsx-cli/src/serve/broker.rs, PUBLISH): `M` EPOCH `:`
+    FIRST `:` MS `:`, then per message its length in bytes, `:` and itself (a kind byte, `t` or
+    `b`, and the payload)."""
     rest = line.encode().split(b":", 3)[3]
     messages = []
     while rest:
