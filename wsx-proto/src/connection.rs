@@ -299,7 +299,8 @@ impl Connection {
                     // Everything received was used: a small buffer is kept for the next read;
                     // a larger one is given back, so that an idle connection holds little, and
                     // so is one that shares memory with a delivered message, which would keep
-                    // the message's memory alive after the application dropped it.
+                    // the message's memory alive after the application dropped it. (`|`, not
+                    // `||`: the decoder's flag is taken, so cleared, every time.)
                     if self.incoming.is_empty()
                         && (self.decoder.take_shared() | (self.incoming.capacity() > RECEIVE_KEEP))
                     {
