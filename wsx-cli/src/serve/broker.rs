@@ -60,6 +60,12 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 512;
 /// Message bytes published by one script call at most (more: another call in the pipeline).
 const GROUP_BYTES: usize = 1 << 20;
+/// Messages that came from Redis at once reach the members in batches (one wake-up and one
+/// write per member for a batch) of at most this many messages and, beyond a batch's first
+/// message, this many bytes: a room's queue of `--room-backlog` events holds at most this much
+/// per event, or one larger message, as it did with one message per event.
+const DELIVERY_MESSAGES: usize = 64;
+const DELIVERY_BYTES: usize = 16 << 10;
 
 /// Takes the next offsets, appends the messages to the room's log and publishes them (one
 /// PUBLISH for all), atomically. KEYS: meta, log. ARGV: channel, a new epoch (used if the room
@@ -507,18 +513,17 @@ fn parse_join(value: Value, start: &Start, keep: usize) -> Option<Replay> {
     let mut posted: Vec<Arc<Posted>> = Vec::new();
     for batch in batches {
         let batch = match batch {
-            Value::BulkString(batch) => events(Bytes::from(batch)),
+            Value::BulkString(batch) if batch.first() == Some(&b'M') => {
+                messages(Bytes::from(batch).slice(1..))
+            }
             _ => None,
         };
-        for event in batch.unwrap_or_default() {
-            match event {
-                Event::Posted(p) if p.offset >= from && p.offset <= top && p.epoch == epoch => {
-                    if posted.last().is_some_and(|last| last.offset + 1 != p.offset) {
-                        posted.clear();
-                    }
-                    posted.push(p);
+        for p in batch.unwrap_or_default() {
+            if p.offset >= from && p.offset <= top && p.epoch == epoch {
+                if posted.last().is_some_and(|last| last.offset + 1 != p.offset) {
+                    posted.clear();
                 }
-                _ => {}
+                posted.push(p);
             }
         }
     }
@@ -770,11 +775,12 @@ fn put_message(batch: &mut Vec<u8>, message: &[u8]) {
 
 /// What a room's channel carries: messages from [`PUBLISH`] (`M` EPOCH `:` FIRST `:` MS `:`,
 /// then per message LENGTH `:` and the message as [`encode`]d), `J` member (JSON) or `L` member.
-/// The messages are slices of `payload`, not copies.
+/// The messages are slices of `payload`, not copies, handed to the members in batches (see
+/// [`batches`]).
 fn events(payload: Bytes) -> Option<Vec<Event>> {
     let (&kind, rest) = payload.split_first()?;
     match kind {
-        b'M' => posted(payload.slice(1..)),
+        b'M' => Some(batches(messages(payload.slice(1..))?)),
         b'J' => Some(vec![Event::Joined(Arc::new(Member::from_json(rest)?))]),
         b'L' => Some(vec![Event::Left(Arc::new(Member::from_json(rest)?))]),
         _ => None,
@@ -782,21 +788,43 @@ fn events(payload: Bytes) -> Option<Vec<Event>> {
 }
 
 /// The messages of one [`PUBLISH`] (after its `M`).
-fn posted(mut rest: Bytes) -> Option<Vec<Event>> {
+fn messages(mut rest: Bytes) -> Option<Vec<Arc<Posted>>> {
     let epoch: Arc<str> = std::str::from_utf8(&field(&mut rest)?).ok()?.into();
     let first = number(&mut rest)?;
     let at = number(&mut rest)?;
-    let mut events = Vec::new();
+    let mut posted = Vec::new();
     while !rest.is_empty() {
         let len = usize::try_from(number(&mut rest)?).ok()?;
         if rest.len() < len {
             return None;
         }
         let message = decode(rest.split_to(len))?;
-        let offset = first + events.len() as u64;
-        events.push(Event::Posted(Arc::new(Posted::new(epoch.clone(), offset, message, at))));
+        let offset = first + posted.len() as u64;
+        posted.push(Arc::new(Posted::new(epoch.clone(), offset, message, at)));
     }
-    Some(events)
+    Some(posted)
+}
+
+/// `posted` as the members' [`Event::Batch`]es: each of at most [`DELIVERY_MESSAGES`], and
+/// beyond its first message at most [`DELIVERY_BYTES`].
+fn batches(posted: Vec<Arc<Posted>>) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut rest = &posted[..];
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let len = rest
+            .iter()
+            .take(DELIVERY_MESSAGES)
+            .take_while(|p| {
+                bytes += p.message.len();
+                bytes <= DELIVERY_BYTES
+            })
+            .count()
+            .max(1);
+        events.push(Event::Batch(rest[..len].into()));
+        rest = &rest[len..];
+    }
+    events
 }
 
 /// The bytes up to the next `:`, taken off the front of `rest` with it.
@@ -1037,14 +1065,12 @@ mod tests {
     fn channel_events_parse() {
         let mut m = b"Mab12:7:1700000000000:4:ta:b4:b\x00:\xff".to_vec();
         let offsets = |events: Vec<Event>| -> Vec<(u64, Message)> {
-            events
-                .into_iter()
-                .map(|e| match e {
-                    Event::Posted(p) => {
-                        assert_eq!((&*p.epoch, p.at_ms), ("ab12", 1_700_000_000_000));
-                        (p.offset, p.message.clone())
-                    }
-                    other => panic!("{other:?}"),
+            let [Event::Batch(batch)] = &events[..] else { panic!("{events:?}") };
+            batch
+                .iter()
+                .map(|p| {
+                    assert_eq!((&*p.epoch, p.at_ms), ("ab12", 1_700_000_000_000));
+                    (p.offset, p.message.clone())
                 })
                 .collect()
         };
@@ -1058,6 +1084,29 @@ mod tests {
         assert!(matches!(&joined[..], [Event::Joined(m)] if **m == member));
         assert!(events(Bytes::from_static(b"Lnot json")).is_none());
         assert!(events(Bytes::from_static(b"Mab:x:1:1:t")).is_none());
+    }
+
+    /// What came from Redis at once reaches the members in batches bounded in count and bytes.
+    #[test]
+    fn deliveries_are_bounded_batches() {
+        let text = |n: usize| Message::text("x".repeat(n));
+        let posted = |sizes: &[usize]| -> Vec<Arc<Posted>> {
+            let at = |(i, &n)| Arc::new(Posted::new("e".into(), i as u64 + 1, text(n), 0));
+            sizes.iter().enumerate().map(at).collect()
+        };
+        let shape = |events: Vec<Event>| -> Vec<Vec<u64>> {
+            let offsets = |e: &Event| e.posted().iter().map(|p| p.offset).collect();
+            assert!(events.iter().all(|e| matches!(e, Event::Batch(_))));
+            events.iter().map(offsets).collect()
+        };
+        let small = shape(batches(posted(&[10; 150])));
+        let lens: Vec<usize> = small.iter().map(Vec::len).collect();
+        assert_eq!(lens, [DELIVERY_MESSAGES, DELIVERY_MESSAGES, 150 - 2 * DELIVERY_MESSAGES]);
+        assert_eq!(small.concat(), (1..=150).collect::<Vec<u64>>(), "in order, each once");
+        let half = DELIVERY_BYTES / 2;
+        let big = shape(batches(posted(&[half, half, 1, 3 * DELIVERY_BYTES, 1])));
+        assert_eq!(big, [vec![1, 2], vec![3], vec![4], vec![5]], "a large message: alone");
+        assert!(batches(Vec::new()).is_empty());
     }
 
     /// The join script's batches: the messages from the first one asked for, to the top.

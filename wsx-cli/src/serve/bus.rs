@@ -90,12 +90,26 @@ pub(crate) trait Local: Send + Sync {
 pub(crate) enum Event {
     /// A message, at its place in the room.
     Posted(Arc<Posted>),
+    /// Consecutive messages that came from the bus at once, in offset order: a member takes
+    /// them with one wake-up and writes them with one write.
+    Batch(Arc<[Arc<Posted>]>),
     /// A member came.
     Joined(Arc<Member>),
     /// A member left.
     Left(Arc<Member>),
     /// The bus could not publish a message of `member` (only that member is told).
     Refused(Arc<str>),
+}
+
+impl Event {
+    /// The room's messages this event carries (none for the others).
+    pub(crate) fn posted(&self) -> &[Arc<Posted>] {
+        match self {
+            Self::Posted(posted) => std::slice::from_ref(posted),
+            Self::Batch(batch) => batch,
+            Self::Joined(_) | Self::Left(_) | Self::Refused(_) => &[],
+        }
+    }
 }
 
 /// A room's message, at its place: `offset` in `epoch`.

@@ -61,6 +61,9 @@ pub(crate) struct Rooms {
 #[derive(Debug)]
 struct Room {
     sender: broadcast::Sender<Event>,
+    /// The messages sent through `sender` so far (an event may carry several), counted under
+    /// the state's lock: how far behind a member is, in messages.
+    sent: AtomicU64,
     /// Whether this node's subscription to the room is in place (always with no bus).
     subscribed: watch::Sender<bool>,
     state: Mutex<RoomState>,
@@ -95,6 +98,8 @@ pub(crate) struct Membership {
     pub(crate) member: Member,
     subscribed: watch::Receiver<bool>,
     pub(crate) receiver: broadcast::Receiver<Event>,
+    /// The room's count of messages sent ([`Room::sent`]) up to the last one received.
+    received: u64,
     /// Messages of this epoch up to this offset were replayed (or came before the join).
     seen: Option<(Arc<str>, u64)>,
 }
@@ -158,16 +163,18 @@ impl Rooms {
         state.used = used;
         if self.bus.is_none() {
             // Those already here hear of the newcomer; the newcomer finds itself in the list.
-            let _ = room.sender.send(Event::Joined(Arc::new(member.clone())));
+            room.send(&state, Event::Joined(Arc::new(member.clone())));
         }
         state.members.push(member.clone());
         let receiver = room.sender.subscribe();
+        let received = room.sent.load(Relaxed);
         drop(state);
         Membership {
             rooms: self.clone(),
             name: room_name.to_string(),
             subscribed: room.subscribed.subscribe(),
             receiver,
+            received,
             room,
             member,
             seen: None,
@@ -184,6 +191,7 @@ impl Rooms {
         let state = RoomState { members: Vec::new(), log, used: 0 };
         Arc::new(Room {
             sender: broadcast::channel(self.backlog).0,
+            sent: AtomicU64::new(0),
             subscribed,
             state: Mutex::new(state),
         })
@@ -217,6 +225,12 @@ impl Rooms {
 impl Room {
     fn lock(&self) -> MutexGuard<'_, RoomState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `event` to the members, counting its messages (`_state`: the room's lock, held).
+    fn send(&self, _state: &MutexGuard<'_, RoomState>, event: Event) {
+        self.sent.fetch_add(event.posted().len() as u64, Relaxed);
+        let _ = self.sender.send(event);
     }
 }
 
@@ -287,7 +301,7 @@ impl Local for Rooms {
     fn deliver(&self, name: &str, event: Event) {
         let room = self.lock().get(name).cloned();
         if let Some(room) = room {
-            let _ = room.sender.send(event);
+            room.send(&room.lock(), event);
         }
     }
 }
@@ -333,6 +347,14 @@ impl Membership {
         &self.name
     }
 
+    /// Counts the messages of `event`, just received: `false` when this member is more than
+    /// `--room-backlog` messages behind the room (its queue holds events, and an event from the
+    /// bus may carry many).
+    pub(crate) fn keeps_up(&mut self, event: &Event) -> bool {
+        self.received += event.posted().len() as u64;
+        self.room.sent.load(Relaxed).saturating_sub(self.received) <= self.rooms.backlog as u64
+    }
+
     /// Whether `posted` is new to this member: not replayed, not from before it joined.
     pub(crate) fn is_new(&self, posted: &Posted) -> bool {
         match &self.seen {
@@ -349,7 +371,7 @@ impl Membership {
                 let log = state.log.as_mut().expect("rooms in memory keep a log");
                 let posted = log.append(message, &self.rooms.history, now_ms());
                 // Sent under the room's lock: the members get the messages in offset order.
-                let _ = self.room.sender.send(Event::Posted(posted));
+                self.room.send(&state, Event::Posted(posted));
                 Ok(())
             }
             Some(bus) => bus.publish(&self.name, &self.member.id, message).await,
@@ -363,9 +385,7 @@ impl Drop for Membership {
         let mut state = self.room.lock();
         state.members.retain(|m| m.id != self.member.id);
         match &self.rooms.bus {
-            None => {
-                let _ = self.room.sender.send(Event::Left(Arc::new(self.member.clone())));
-            }
+            None => self.room.send(&state, Event::Left(Arc::new(self.member.clone()))),
             Some(bus) => bus.leave(&self.name, &self.member),
         }
         // This member's receiver is still alive here: the room is empty when it is the last.
@@ -540,6 +560,29 @@ pub(crate) mod tests {
         fn flush(&self) -> Flushing<'_> {
             Box::pin(async {})
         }
+    }
+
+    /// A member's lag is counted in messages, also when an event from the bus carries several.
+    #[tokio::test]
+    async fn the_backlog_counts_messages_not_events() {
+        let bus = Arc::new(Loopback::default());
+        let rooms = Rooms::shared(8, HISTORY, "n1", Box::new(bus.clone()));
+        rooms.mark_subscribed(&["r".to_string()]);
+        let (mut fast, mut slow) = (rooms.join("r", "ada"), rooms.join("r", "bob"));
+        let batch = |first: u64| -> Event {
+            let at = |offset| Arc::new(Posted::new("e".into(), offset, Message::text("m"), 0));
+            Event::Batch((first..first + 5).map(at).collect())
+        };
+        for first in [1, 6, 11] {
+            bus.local().deliver("r", batch(first));
+            let event = fast.receiver.recv().await.unwrap();
+            assert_eq!(event.posted()[0].offset, first);
+            assert!(fast.keeps_up(&event), "reads as the messages come");
+        }
+        let event = slow.receiver.recv().await.unwrap();
+        assert!(!slow.keeps_up(&event), "3 events queued, but 10 messages behind");
+        let late = rooms.join("r", "cy");
+        assert_eq!(late.received, 15, "counted from its join");
     }
 
     #[tokio::test]

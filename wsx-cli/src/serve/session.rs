@@ -3,7 +3,6 @@
 //! TCP connection (--tcp-forward, through `pipe.rs`), over whichever stream it came on (a hyper
 //! upgrade, or the TCP, TLS or Unix stream itself).
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -388,8 +387,10 @@ async fn chat<S: Stream>(
             () = expired(&mut expiry) => return expire(ws, state).await,
             item = member.receiver.recv() => match item {
                 Ok(event) => {
-                    let Some(message) = to_member(member, superchat, &event) else { continue };
-                    if let Err(code) = deliver(ws, &message, state).await {
+                    if !member.keeps_up(&event) {
+                        return slow(ws, state, "too slow: fell behind the room").await;
+                    }
+                    if let Err(code) = hand_over(ws, member, superchat, &event, state).await {
                         return code;
                     }
                 }
@@ -430,31 +431,39 @@ async fn welcome<S: Stream>(
     Ok(())
 }
 
-/// What a room event means to this member, if anything: the message (as it was sent, or its
-/// superchat frame), others coming and going (superchat), its own message refused by the bus.
-/// (A room's message is borrowed: every member shares it, not even a reference count is
-/// touched per member.)
-fn to_member<'e>(
+/// Hands a room event to this member: the room's messages new to it (as they were sent, or
+/// as superchat frames), others coming and going (superchat), its own message refused by the
+/// bus (a notice). `Err` ends the session.
+async fn hand_over<S: Stream>(
+    ws: &mut Ws<S>,
     member: &Membership,
     superchat: bool,
-    event: &'e Event,
-) -> Option<Cow<'e, Prepared>> {
-    let prepared = |message| Cow::Owned(Prepared::new(message).expect("a text message"));
+    event: &Event,
+    state: &State,
+) -> Result<(), Option<CloseCode>> {
+    // A room's message is borrowed: every member shares it, not even a reference count is
+    // touched per member.
+    for posted in event.posted().iter().filter(|posted| member.is_new(posted)) {
+        let message = if superchat { superchat::posted(posted) } else { posted.relayed() };
+        deliver(ws, message, state).await?;
+    }
+    match notice(member, superchat, event) {
+        Some(notice) => deliver_message(ws, notice, state).await,
+        None => Ok(()),
+    }
+}
+
+/// What a room event that is not a message tells this member, if anything: others coming and
+/// going (superchat), its own message refused by the bus.
+fn notice(member: &Membership, superchat: bool, event: &Event) -> Option<Message> {
     match event {
-        Event::Posted(posted) if member.is_new(posted) => Some(Cow::Borrowed(if superchat {
-            superchat::posted(posted)
-        } else {
-            posted.relayed()
-        })),
-        Event::Posted(_) => None,
         Event::Joined(m) | Event::Left(m) if superchat && m.id != member.member.id => {
-            superchat::presence(event).map(prepared)
+            superchat::presence(event)
         }
-        Event::Joined(_) | Event::Left(_) => None,
         Event::Refused(id) if *id == member.member.id => {
-            Some(prepared(undelivered_notice(superchat, &Undelivered::BrokerDown)))
+            Some(undelivered_notice(superchat, &Undelivered::BrokerDown))
         }
-        Event::Refused(_) => None,
+        _ => None,
     }
 }
 

@@ -150,7 +150,7 @@ pub(crate) fn presence(event: &Event) -> Option<Message> {
     let (kind, member): (&str, &Arc<Member>) = match event {
         Event::Joined(m) => ("join", m),
         Event::Left(m) => ("leave", m),
-        Event::Posted(_) | Event::Refused(_) => return None,
+        Event::Posted(_) | Event::Batch(_) | Event::Refused(_) => return None,
     };
     let frame = json!({ "type": kind, "member": &*member.id, "name": member.name });
     Some(Message::text(frame.to_string()))
