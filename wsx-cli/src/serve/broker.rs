@@ -61,10 +61,11 @@ const BATCH: usize = 512;
 /// Message bytes published by one script call at most (more: another call in the pipeline).
 const GROUP_BYTES: usize = 1 << 20;
 /// Messages that came from Redis at once reach the members in batches (one wake-up and one
-/// write per member for a batch) of at most this many messages and, beyond a batch's first
-/// message, this many bytes: a room's queue of `--room-backlog` events holds at most this much
-/// per event, or one larger message, as it did with one message per event.
-const DELIVERY_MESSAGES: usize = 64;
+/// write per member for a batch) of at most this many messages and this many bytes (or one
+/// larger message alone). A room's queue holds `--room-backlog` events: a member stalled in a
+/// write (for at most `--slow-timeout`) keeps up to this many times more messages alive than
+/// with one message per event, but no more bytes than one larger message per event.
+const DELIVERY_MESSAGES: usize = 16;
 const DELIVERY_BYTES: usize = 16 << 10;
 
 /// Takes the next offsets, appends the messages to the room's log and publishes them (one
@@ -805,8 +806,8 @@ fn messages(mut rest: Bytes) -> Option<Vec<Arc<Posted>>> {
     Some(posted)
 }
 
-/// `posted` as the members' [`Event::Batch`]es: each of at most [`DELIVERY_MESSAGES`], and
-/// beyond its first message at most [`DELIVERY_BYTES`].
+/// `posted` as the members' [`Event::Batch`]es: each of at most [`DELIVERY_MESSAGES`] and
+/// [`DELIVERY_BYTES`], or of one larger message.
 fn batches(posted: Vec<Arc<Posted>>) -> Vec<Event> {
     let mut events = Vec::new();
     let mut rest = &posted[..];
@@ -1099,10 +1100,11 @@ mod tests {
             assert!(events.iter().all(|e| matches!(e, Event::Batch(_))));
             events.iter().map(offsets).collect()
         };
-        let small = shape(batches(posted(&[10; 150])));
+        let n = 2 * DELIVERY_MESSAGES + 3;
+        let small = shape(batches(posted(&vec![10; n])));
         let lens: Vec<usize> = small.iter().map(Vec::len).collect();
-        assert_eq!(lens, [DELIVERY_MESSAGES, DELIVERY_MESSAGES, 150 - 2 * DELIVERY_MESSAGES]);
-        assert_eq!(small.concat(), (1..=150).collect::<Vec<u64>>(), "in order, each once");
+        assert_eq!(lens, [DELIVERY_MESSAGES, DELIVERY_MESSAGES, 3]);
+        assert_eq!(small.concat(), (1..=n as u64).collect::<Vec<u64>>(), "in order, each once");
         let half = DELIVERY_BYTES / 2;
         let big = shape(batches(posted(&[half, half, 1, 3 * DELIVERY_BYTES, 1])));
         assert_eq!(big, [vec![1, 2], vec![3], vec![4], vec![5]], "a large message: alone");
